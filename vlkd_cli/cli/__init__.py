@@ -1,0 +1,37 @@
+"""The `vlkd` command line: every command is registered here, in one visible block.
+
+Command modules import only typer at import time; torch and friends load inside the command, so `--help`
+and argument errors answer fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from vlkd_cli.cli.extract_regions import extract_regions_cmd
+from vlkd_cli.cli.inspect import EPILOG as INSPECT_EPILOG
+from vlkd_cli.cli.inspect import inspect_cmd
+from vlkd_cli.cli.make_demo_data import EPILOG as DEMO_DATA_EPILOG
+from vlkd_cli.cli.make_demo_data import make_demo_data_cmd
+from vlkd_cli.cli.extract_regions import EPILOG as EXTRACT_EPILOG
+from vlkd_cli.cli.train_detector import EPILOG as DETECTOR_EPILOG
+from vlkd_cli.cli.train_detector import train_detector_cmd
+
+app = typer.Typer(
+    name="vlkd",
+    help="Compress vision-language transformers by knowledge distillation (DistillVLM, DCD) and measure what it bought.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+app.command("make-demo-data", epilog=DEMO_DATA_EPILOG)(make_demo_data_cmd)
+app.command("train-detector", epilog=DETECTOR_EPILOG)(train_detector_cmd)
+app.command("extract-regions", epilog=EXTRACT_EPILOG)(extract_regions_cmd)
+app.command("inspect", epilog=INSPECT_EPILOG)(inspect_cmd)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

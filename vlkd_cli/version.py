@@ -1,0 +1,3 @@
+"""The single source of the package version; stamped into every artifact."""
+
+__version__ = "0.1.0"

@@ -132,7 +132,8 @@ def test_instances_arrays_are_xyxy_per_image(tmp_path: Path) -> None:
     np.testing.assert_allclose(instances.boxes[1], [[10, 20, 40, 60], [0.5, 1.5, 2.5, 4.5]])
     assert instances.labels[1].dtype == np.int64 and instances.labels[1].tolist() == [18, 1]
     assert instances.iscrowd[1].dtype == bool and instances.iscrowd[1].tolist() == [False, True]
-    assert instances.boxes[2].shape == (0, 4) and instances.labels[2].shape == (0,) and instances.iscrowd[2].shape == (0,)
+    assert instances.boxes[2].shape == (0, 4)
+    assert instances.labels[2].shape == (0,) and instances.iscrowd[2].shape == (0,)
     assert instances.zero_size_ids == []
 
 

@@ -204,7 +204,9 @@ def test_large_jpeg_with_max_side_decodes_fast_and_reports_full_size(tmp_path: P
     assert elapsed < 0.5  # a full decode without the JPEG draft takes over 1.5 s here
 
 
-def test_decompression_bomb_limit_is_relaxed_only_while_opening(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decompression_bomb_limit_is_relaxed_only_while_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # With a limit of 1000 px, Pillow itself refuses a 100x100 image (more than twice the limit).
     path = _save(Image.new("RGB", (100, 100), (1, 2, 3)), tmp_path / "big.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)

@@ -33,8 +33,8 @@ def _print(d: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    console.print(f"[bold]{d['path']}[/bold]  ({d['bytes']:,} bytes)")
+    console = Console(markup=False, soft_wrap=True, highlight=False)
+    console.print(f"{d['path']}  ({d['bytes']:,} bytes)", style="bold")
     console.print(f"  kind {d['kind']}  schema {d['schema_version']}  vlkd {d['vlkd_version']}  "
                   f"command {d['command']}  created {d['created']}")  # fmt: skip
     for record in d["inputs"]:

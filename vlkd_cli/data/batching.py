@@ -86,7 +86,7 @@ def _decode(refs: Sequence[ImageRef], image_size: int, skip_bad: bool, stats: De
 
 def collate(decoded: Sequence[tuple[ImageRef, DecodedImage]]) -> ImageBatch:
     """Stack decoded images into one zero-padded uint8 tensor."""
-    arrays = [np.asarray(d.image, dtype=np.uint8) for _, d in decoded]  # (h, w, 3) each
+    arrays = [np.array(d.image, dtype=np.uint8) for _, d in decoded]  # (h, w, 3) each, writable copies
     height = _round_up(max(a.shape[0] for a in arrays))
     width = _round_up(max(a.shape[1] for a in arrays))
     pixels = torch.zeros((len(arrays), 3, height, width), dtype=torch.uint8)

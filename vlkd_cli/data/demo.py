@@ -64,6 +64,11 @@ def image_file_name(image_id: int) -> str:
     return f"demo_{image_id:012d}.png"
 
 
+def _is_int(value: object) -> bool:
+    """True for an int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def validate_demo_args(num_images: int, image_size: int, seed: int) -> None:
     """Refuse arguments the generator cannot honour.
 
@@ -75,11 +80,11 @@ def validate_demo_args(num_images: int, image_size: int, seed: int) -> None:
     Raises:
         UsageError: A value is out of range.
     """
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or not MIN_IMAGES <= num_images <= MAX_IMAGES:
+    if not _is_int(num_images) or not MIN_IMAGES <= num_images <= MAX_IMAGES:
         raise UsageError(f"--num-images must be an integer in [{MIN_IMAGES}, {MAX_IMAGES}], got {num_images!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+    if not _is_int(image_size) or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
         raise UsageError(f"--image-size must be an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
 
 
@@ -188,8 +193,10 @@ def _karpathy(collector: _Collector, splits: list[str]) -> dict:
     images = []
     for index, (image, split) in enumerate(zip(collector.images, splits)):
         anns = by_image[image["id"]]
-        sentences = [{"raw": a["caption"], "tokens": simple_tokenize(a["caption"]), "imgid": index, "sentid": a["id"] - 1}
-                     for a in anns]  # fmt: skip
+        sentences = [
+            {"raw": a["caption"], "tokens": simple_tokenize(a["caption"]), "imgid": index, "sentid": a["id"] - 1}
+            for a in anns
+        ]
         images.append({
             "filepath": "",
             "filename": image["file_name"],
@@ -204,7 +211,13 @@ def _karpathy(collector: _Collector, splits: list[str]) -> dict:
 
 def _vqa_files(collector: _Collector) -> tuple[dict, dict]:
     """The VQA v2 questions and annotations files."""
-    common = {"info": INFO, "task_type": "Open-Ended", "data_type": "mscoco", "data_subtype": "demo", "license": LICENSE}
+    common = {
+        "info": INFO,
+        "task_type": "Open-Ended",
+        "data_type": "mscoco",
+        "data_subtype": "demo",
+        "license": LICENSE,
+    }
     return {**common, "questions": collector.questions}, {**common, "annotations": collector.vqa}
 
 
@@ -242,10 +255,10 @@ def _priors(collector: _Collector, splits: list[str]) -> dict:
     prior = answer_prior(collector.vqa, train_ids)
     test_set = set(test_ids)
     test_anns = [a for a in collector.vqa if a["image_id"] in test_set]
-    accs = {
-        a["question_id"]: question_accuracy(prior.get(a["question_type"], prior[""]), [x["answer"] for x in a["answers"]])
-        for a in test_anns
-    }
+    accs = {}
+    for ann in test_anns:
+        guess = prior.get(ann["question_type"], prior[""])
+        accs[ann["question_id"]] = question_accuracy(guess, [x["answer"] for x in ann["answers"]])
     summary = summarize_accuracy(accs, test_anns)
     refs: dict[int, list[list[str]]] = {i: [] for i in test_ids}
     for ann in collector.captions:

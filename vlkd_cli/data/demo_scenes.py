@@ -244,7 +244,8 @@ def _rotate(points: list[tuple[float, float]], cx: float, cy: float, angle: floa
 
 def _circle_points(radius: float, count: int = 32) -> list[tuple[float, float]]:
     """A regular `count`-gon approximating a circle."""
-    return [(radius * math.cos(2 * math.pi * k / count), radius * math.sin(2 * math.pi * k / count)) for k in range(count)]
+    angles = [2 * math.pi * k / count for k in range(count)]
+    return [(radius * math.cos(a), radius * math.sin(a)) for a in angles]
 
 
 def shape_outline(obj: SceneObject) -> list[tuple[float, float]]:
@@ -272,7 +273,8 @@ def shape_outline(obj: SceneObject) -> list[tuple[float, float]]:
             pts.append((rad * math.cos(a), rad * math.sin(a) + 0.05 * r))
     elif obj.shape == "cross":
         a, t = 0.47 * obj.extent, 0.17 * obj.extent
-        pts = [(-t, -a), (t, -a), (t, -t), (a, -t), (a, t), (t, t), (t, a), (-t, a), (-t, t), (-a, t), (-a, -t), (-t, -t)]
+        pts = [(-t, -a), (t, -a), (t, -t), (a, -t), (a, t), (t, t)]
+        pts += [(-x, -y) for x, y in pts]
     else:
         raise ValueError(f"unknown shape {obj.shape!r}")
     return _rotate(pts, obj.cx, obj.cy, obj.angle)
@@ -328,8 +330,8 @@ def paint_background(background: Background, image_size: int, rng: np.random.Gen
         out = np.where(band[..., None] == 0, colors[0], colors[1]).astype(np.float32)
     elif background.kind == "noise":
         coarse = rng.uniform(-1.0, 1.0, size=(max(2, n // 16), max(2, n // 16))).astype(np.float32)
-        coarse_img = Image.fromarray(((coarse + 1.0) * 127.5).astype(np.uint8)).resize((n, n), Image.Resampling.BILINEAR)
-        smooth = np.asarray(coarse_img, dtype=np.float32) / 127.5 - 1.0
+        coarse_img = Image.fromarray(((coarse + 1.0) * 127.5).astype(np.uint8))
+        smooth = np.asarray(coarse_img.resize((n, n), Image.Resampling.BILINEAR), dtype=np.float32) / 127.5 - 1.0
         fine = rng.uniform(-1.0, 1.0, size=(n, n)).astype(np.float32)
         out = colors[0] + (0.5 * NOISE_AMPLITUDE * (smooth + fine))[..., None]
     else:
@@ -358,5 +360,6 @@ def render_scene(scene: Scene, rng: np.random.Generator) -> Image.Image:
         obj.bbox = (x0 + int(xs.min()), y0 + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1)
         obj.area = int(solid.sum())
         obj.polygon = [round(min(max(v, 0.0), float(n)), 2) for point in shape_outline(obj) for v in point]
-        image.paste(COLORS[obj.color], (x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]), Image.fromarray(mask, mode="L"))
+        box = (x0, y0, x0 + mask.shape[1], y0 + mask.shape[0])
+        image.paste(COLORS[obj.color], box, Image.fromarray(mask, mode="L"))
     return image

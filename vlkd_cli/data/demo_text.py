@@ -9,6 +9,7 @@ running balance (`QuestionBalancer`). Only numpy's `Generator` is used for rando
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,8 +37,9 @@ REL_PHRASES = {
     "above": ["above", "over"],
     "below": ["below", "under", "beneath"],
 }
-OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
+REF_RELATIONS = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
 REL_MARGIN = 0.1
+_SHAPE_WORD = re.compile(r"\bshape\b")
 """Two centres must differ by this fraction of the image side along an axis for a relation along it."""
 
 QUESTION_TYPES = (
@@ -119,8 +121,8 @@ def _size_word(size: str, rng: np.random.Generator) -> str:
 
 def _object_phrase(obj: SceneObject, rng: np.random.Generator, size_p: float = 0.35, article: bool = True) -> str:
     """'a small red circle', 'an orange star', ..."""
-    words = [_size_word(obj.size, rng) if rng.random() < size_p else "", _color_word(obj.color, rng), _noun(obj.shape, rng)]
-    phrase = " ".join(w for w in words if w)
+    size = _size_word(obj.size, rng) if rng.random() < size_p else ""
+    phrase = " ".join(w for w in (size, _color_word(obj.color, rng), _noun(obj.shape, rng)) if w)
     return _with_article(phrase) if article else phrase
 
 
@@ -188,11 +190,19 @@ def background_phrase(background: Background, rng: np.random.Generator) -> str:
     if background.kind == "solid":
         options = [f"a {names[0]} background", f"a plain {names[0]} background", "a plain background"]
     elif background.kind == "gradient":
-        options = ["a gradient background", f"a {names[0]} and {names[1]} gradient", f"a background fading from {names[0]} to {names[1]}"]  # noqa: E501
+        options = [
+            "a gradient background",
+            f"a {names[0]} and {names[1]} gradient",
+            f"a background fading from {names[0]} to {names[1]}",
+        ]
     elif background.kind == "noise":
         options = [f"a grainy {names[0]} background", "a noisy background", f"a speckled {names[0]} background"]
     else:
-        options = ["a striped background", f"a {names[0]} and {names[1]} striped background", "a background with stripes"]
+        options = [
+            "a striped background",
+            f"a {names[0]} and {names[1]} striped background",
+            "a background with stripes",
+        ]
     return _with_article(_pick(rng, options).split(" ", 1)[1])
 
 
@@ -216,7 +226,12 @@ def _cap_list(scene: Scene, rng: np.random.Generator) -> str | None:
 def _cap_relation(scene: Scene, rng: np.random.Generator) -> str | None:
     """'a green star to the left of a yellow ring', 'a red circle is above a blue square'."""
     objs = scene.objects
-    pairs = [(a, b, rel) for a in objs for b in objs if a is not b and (rel := _relation(a, b, scene.image_size))]
+    pairs = [
+        (a, b, rel)
+        for a in objs
+        for b in objs
+        if (a.color, a.shape) != (b.color, b.shape) and (rel := _relation(a, b, scene.image_size))
+    ]
     if not pairs:
         return None
     a, b, rel = pairs[int(rng.integers(len(pairs)))]
@@ -248,7 +263,8 @@ def _cap_count(scene: Scene, rng: np.random.Generator) -> str | None:
     options = [f"{word} {_generic(rng, True)} on {background_phrase(scene.background, rng)}",
                f"a group of {word} colorful {_generic(rng, True)}", f"{word} {_generic(rng, True)} of different sizes"]
     if len({o.shape for o in objs}) == 1:
-        options.append(f"{word} {_noun(objs[0].shape, rng, True)} of {'the same' if len({o.color for o in objs}) == 1 else 'different'} colors")  # noqa: E501
+        same = "the same" if len({o.color for o in objs}) == 1 else "different"
+        options.append(f"{word} {_noun(objs[0].shape, rng, True)} of {same} colors")
     elif len({o.shape for o in objs}) == n:
         options.append(f"{word} different {_generic(rng, True)}")
     if len({o.color for o in objs}) == 1:
@@ -263,7 +279,8 @@ def _position_phrase(obj: SceneObject, image_size: int, rng: np.random.Generator
     row = min(2, int(3 * cy / image_size))
     horiz, vert = ("left", "", "right")[col], ("top", "", "bottom")[row]
     if horiz and vert:
-        return _pick(rng, [f"in the {vert} {horiz} corner", f"in the {vert} {horiz}", f"near the {vert} {horiz} corner"])
+        corner = f"{vert} {horiz}"
+        return _pick(rng, [f"in the {corner} corner", f"in the {corner}", f"near the {corner} corner"])
     if horiz:
         return _pick(rng, [f"on the {horiz}", f"on the {horiz} side", f"near the {horiz} edge"])
     if vert:
@@ -470,8 +487,7 @@ class _Refs:
                 verdicts = [(o, _holds(o, anchor, rel, self.size)) for o in self.objs if o is not anchor]
                 hits = [o for o, v in verdicts if v]
                 if len(hits) == 1 and all(v is not None for _, v in verdicts):
-                    phrase = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}[rel]
-                    out.append((hits[0], f"the {_generic(self.rng)} {phrase} {anchor_ref}"))
+                    out.append((hits[0], f"the {_generic(self.rng)} {REF_RELATIONS[rel]} {anchor_ref}"))
         return out
 
     def extreme(self) -> list[tuple[SceneObject, str]]:
@@ -544,7 +560,7 @@ def _gen_are_there(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     for shape in SHAPES:
         counts.setdefault(PLURALS[shape], 0)
     yes = [f"are there {NUMBER_WORDS[c]} {g}?" for g, c in counts.items() if c >= 2]
-    no = [f"are there {NUMBER_WORDS[n]} {g}?" for g, c in counts.items() for n in (2, 3, 4) if n != c and abs(n - c) <= 1]
+    no = [f"are there {NUMBER_WORDS[n]} {g}?" for g, c in counts.items() for n in (2, 3, 4) if abs(n - c) == 1]
     return _yes_no(yes, no)
 
 
@@ -639,7 +655,11 @@ def _gen_what_color_are(scene: Scene, rng: np.random.Generator) -> list[Candidat
 
 def _gen_what_shape(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     """'what shape is the red object?', 'what shape is the shape at the top?'."""
-    return [Candidate(f"what shape is {ref}?", obj.shape) for obj, ref in _referents(scene, rng, "shape")]
+    cands = []
+    for obj, ref in _referents(scene, rng, "shape"):
+        ref = _SHAPE_WORD.sub("object", ref)  # not "what shape is the shape ..."
+        cands.append(Candidate(f"what shape is {ref}?", obj.shape))
+    return cands
 
 
 def _gen_what_is(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
@@ -648,10 +668,10 @@ def _gen_what_is(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
 
 
 QUESTION_GENERATORS: list[tuple[str, Callable[[Scene, np.random.Generator], list[Candidate]], float]] = [
-    ("is there", _gen_is_there, 1.0),
+    ("is there", _gen_is_there, 0.8),
     ("are there", _gen_are_there, 0.5),
-    ("are there any", _gen_are_there_any, 0.4),
-    ("is the", _gen_is_the, 1.0),
+    ("are there any", _gen_are_there_any, 0.3),
+    ("is the", _gen_is_the, 0.9),
     ("how many", _gen_how_many, 1.2),
     ("what color", _gen_what_color, 1.3),
     ("what color are", _gen_what_color_are, 0.3),
@@ -677,7 +697,8 @@ def make_questions(
     """
     wanted = int(rng.integers(min_count, max_count + 1))
     weights = np.asarray([w for *_, w in QUESTION_GENERATORS], dtype=np.float64)
-    order = rng.choice(len(QUESTION_GENERATORS), size=len(QUESTION_GENERATORS), replace=False, p=weights / weights.sum())
+    count = len(QUESTION_GENERATORS)
+    order = rng.choice(count, size=count, replace=False, p=weights / weights.sum())
     chosen: list[Candidate] = []
     for index in order:
         name, generator, _ = QUESTION_GENERATORS[int(index)]

@@ -20,6 +20,7 @@ Truncated files are errors: this module never sets `ImageFile.LOAD_TRUNCATED_IMA
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
@@ -144,11 +145,24 @@ def safe_join(root: Path, relative: str) -> Path:
     pure = Path(normalised)
     if pure.is_absolute() or pure.drive or normalised.startswith("/") or pure.parts[:1] == ("..",):
         raise InputError(f"file name escapes the images root: {relative!r}", path=root)
-    joined = root / normalised
-    real_root = root.resolve()
-    if not joined.resolve().is_relative_to(real_root):
-        raise InputError(f"file name escapes the images root: {relative!r} resolves to {joined.resolve()}", path=root)
-    return joined
+    real_root = _real_root(os.fspath(root))
+    real = os.path.realpath(os.path.join(real_root, normalised))
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise InputError(f"file name escapes the images root: {relative!r} resolves to {real}", path=root)
+    return root / normalised
+
+
+@functools.lru_cache(maxsize=16)
+def _real_root(root: str) -> str:
+    """Resolve an images root once (symlinks included); `safe_join` is called once per image.
+
+    Args:
+        root: The images root.
+
+    Returns:
+        Its real path.
+    """
+    return os.path.realpath(root)
 
 
 def load_image(path: Path, *, max_side: int | None = None) -> DecodedImage:
@@ -169,6 +183,7 @@ def load_image(path: Path, *, max_side: int | None = None) -> DecodedImage:
     """
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be positive, got {max_side}")
+    path = Path(path)
     picture, height, width = _decode(path, max_side)
     picture = _to_rgb8(picture, path)
     if max_side is not None and max(height, width) > max_side:

@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlkd_cli.artifacts.io import build_metadata, file_sha256, input_record
+from vlkd_cli.artifacts.io import build_metadata, input_record
 from vlkd_cli.artifacts.regions import RegionsWriter
 from vlkd_cli.artifacts.shards import parse_shard, shard_path, shard_range
 from vlkd_cli.data.batching import DecodeStats, ImageBatch, iter_batches
-from vlkd_cli.data.detections import Detections, load_detection_results, select_regions
+from vlkd_cli.data.detections import select_regions
 from vlkd_cli.data.image_index import ImageRef, resolve_images
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.progress import progress_bar
+from vlkd_cli.stages.detector_proposals import DetectorProposals, FileProposals
 from vlkd_cli.runtime import rank, resolve_device, seed_everything, world_size
 from vlkd_cli.vision.backbone import Backbone, create_backbone
 from vlkd_cli.vision.roi import roi_features
@@ -69,22 +70,6 @@ class ExtractResult:
     boxes_sha256: str
 
 
-class _ProposalFile:
-    """Proposals from any detector's COCO results file."""
-
-    def __init__(self, path: Path, refs: list[ImageRef]) -> None:
-        self.path = path
-        self.results = load_detection_results(path)
-        covered = sum(ref.image_id in self.results for ref in refs)
-        if refs and covered == 0:
-            raise InputError(f"the proposals cover none of the {len(refs)} images (wrong file or split?)", path)
-        self.name = f"results:{file_sha256(path)}"
-        self.categories: list[dict] = []
-
-    def __call__(self, batch: ImageBatch, student_maps: list[torch.Tensor]) -> list[Detections]:
-        return [self.results.get(ref.image_id, Detections.empty()) for ref in batch.refs]
-
-
 def _check_config(cfg: ExtractConfig) -> None:
     if (cfg.detector is None) == (cfg.proposals is None):
         raise UsageError("give exactly one of --detector DIR or --proposals results.json")
@@ -108,26 +93,8 @@ def _shard_of(cfg: ExtractConfig) -> tuple[int, int] | None:
     return None
 
 
-def _student_backbone(cfg: ExtractConfig, proposer: object) -> Backbone:
-    if cfg.detector is not None:
-        backbone = proposer.backbone  # type: ignore[attr-defined]
-        if cfg.student_backbone and cfg.student_backbone != backbone.name:
-            raise UsageError(
-                f"--student-backbone {cfg.student_backbone} differs from the detector's backbone {backbone.name}: "
-                "with --detector, student features come from the detector's own backbone"
-            )
-        return backbone
-    return create_backbone(cfg.student_backbone, weights=cfg.student_backbone_weights, pretrained=cfg.pretrained, seed=cfg.seed)
-
-
-def _features(backbone: Backbone, batch: ImageBatch, boxes: list[np.ndarray], roi_size: int, device) -> np.ndarray:
-    """RoI features (R, D) of `boxes` (original-image pixels) from one backbone on the batch."""
-    pixels = batch.pixels.to(device).contiguous(memory_format=torch.channels_last)
-    maps = backbone(backbone.preprocess(pixels))  # L x (B, C_l, H_l, W_l)
-    return _pool(maps, backbone.feature_strides, batch, boxes, roi_size)
-
-
 def _pool(maps, strides, batch: ImageBatch, boxes: list[np.ndarray], roi_size: int) -> np.ndarray:
+    """RoI features (R, D) of `boxes` (original-image pixels) from one backbone's maps of the batch."""
     scaled = [
         torch.from_numpy(b * np.array([sx, sy, sx, sy], dtype=np.float32)) for b, (sx, sy) in zip(boxes, batch.scales)
     ]  # tensor pixels, (n_b, 4) each
@@ -145,7 +112,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
     if shard is not None:
         refs = [refs[i] for i in shard_range(len(refs), *shard)]
     proposer = _make_proposer(cfg, refs, device)
-    student = _student_backbone(cfg, proposer).to(device).eval()
+    student = proposer.backbone.to(device).eval()
     teacher = create_backbone(cfg.teacher_backbone, weights=cfg.teacher_backbone_weights, pretrained=cfg.pretrained,
                               seed=cfg.seed + 1).to(device).eval()  # fmt: skip
     image_size = cfg.image_size or getattr(proposer, "image_size", None) or DEFAULT_IMAGE_SIZE
@@ -169,8 +136,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
 
 def _extract_batch(batch, cfg, proposer, student, teacher, writer, device, totals) -> None:
     pixels = batch.pixels.to(device).contiguous(memory_format=torch.channels_last)
-    student_maps = student(student.preprocess(pixels))  # L x (B, C_l, H_l, W_l)
-    raw = proposer(batch, student_maps)
+    raw, student_maps = proposer(batch, pixels)  # detections in original pixels; L x (B, C_l, H_l, W_l)
     selected = [
         select_regions(d, height=h, width=w, score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou,
                        max_regions=cfg.max_regions)  # fmt: skip
@@ -178,7 +144,8 @@ def _extract_batch(batch, cfg, proposer, student, teacher, writer, device, total
     ]
     boxes = [s.boxes for s in selected]
     student_features = _pool(student_maps, student.feature_strides, batch, boxes, cfg.roi_size)  # (R, Ds)
-    teacher_features = _features(teacher, batch, boxes, cfg.roi_size, device)  # (R, Dt)
+    teacher_maps = teacher(teacher.preprocess(pixels))  # L x (B, C_l, H_l, W_l)
+    teacher_features = _pool(teacher_maps, teacher.feature_strides, batch, boxes, cfg.roi_size)  # (R, Dt)
     start = 0
     for ref, size, regions in zip(batch.refs, batch.sizes, selected):
         end = start + len(regions.boxes)
@@ -190,12 +157,34 @@ def _extract_batch(batch, cfg, proposer, student, teacher, writer, device, total
         totals["empty"] += len(regions.boxes) == 0
 
 
-def _make_proposer(cfg: ExtractConfig, refs: list[ImageRef], device):
+def _make_proposer(cfg: ExtractConfig, refs: list[ImageRef], device) -> DetectorProposals | FileProposals:
     if cfg.proposals is not None:
-        return _ProposalFile(cfg.proposals, refs)
-    from vlkd_cli.stages.detector_proposals import DetectorProposals
+        student = create_backbone(cfg.student_backbone, weights=cfg.student_backbone_weights,
+                                  pretrained=cfg.pretrained, seed=cfg.seed)  # fmt: skip
+        proposer = FileProposals(cfg.proposals, refs, student.to(device))
+        proposer.categories = _annotation_categories(cfg.annotations)
+        return proposer
+    proposer = DetectorProposals(cfg.detector, device)
+    if cfg.student_backbone and cfg.student_backbone != proposer.backbone.name:
+        raise UsageError(
+            f"--student-backbone {cfg.student_backbone} differs from the detector's backbone {proposer.backbone.name}: "
+            "with --detector, student features come from the detector's own backbone"
+        )
+    return proposer
 
-    return DetectorProposals(cfg.detector, device)
+
+def _annotation_categories(annotations: Path | None) -> list[dict]:
+    """Category ids and names of a COCO instances file given as --annotations (labels become object tags)."""
+    if annotations is None:
+        return []
+    try:
+        data = json.loads(Path(annotations).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return []  # resolve_images has already reported a broken file
+    categories = data.get("categories") if isinstance(data, dict) else None
+    if not isinstance(categories, list):
+        return []
+    return [{"id": int(c["id"]), "name": str(c.get("name", c["id"]))} for c in categories if isinstance(c, dict) and "id" in c]
 
 
 def _metadata(cfg, student: Backbone, teacher: Backbone, proposer, image_size: int, shard, refs) -> dict[str, str]:

@@ -1,0 +1,54 @@
+"""Session-scoped tiny fixtures: demo data at 64 px, a detector trained for a few steps, tiny backbones."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["VLKD_PROGRESS"] = "0"
+
+TINY_BACKBONE = "resnet10t"  # 5M parameters, fast at 64 px
+TINY_TEACHER_BACKBONE = "resnet18"
+
+
+def invoke(args: list[str]):
+    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    from vlkd_cli.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "data"
+    result = invoke(["make-demo-data", "--out", out, "--num-images", 24, "--image-size", 64, "--seed", 0])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_proposals(demo_data: Path) -> Path:
+    """The ground-truth boxes as a COCO results file: proposals from 'another detector'."""
+    instances = json.loads((demo_data / "instances.json").read_text())
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+               for a in instances["annotations"]]  # fmt: skip
+    path = demo_data.parent / "proposals.json"
+    path.write_text(json.dumps(results))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(demo_data: Path) -> Path:
+    out = demo_data.parent / "detector"
+    result = invoke([
+        "train-detector", "--images", demo_data / "images", "--instances", demo_data / "instances.json",
+        "--backbone", TINY_BACKBONE, "--image-size", 64, "--max-steps", 4, "--batch-size", 8, "--out", out,
+        "--device", "cpu",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out

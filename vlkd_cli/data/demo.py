@@ -93,8 +93,8 @@ def _write_json(path: Path, payload: object, indent: int | None = None) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, ensure_ascii=False, indent=indent, separators=None if indent else (",", ":"))
-            fh.write("\n")
+            separators = None if indent else (",", ":")
+            fh.write(json.dumps(payload, ensure_ascii=False, indent=indent, separators=separators) + "\n")
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -7,6 +7,7 @@ overlap, so every box is tight around what is visible. Everything is drawn with 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -129,6 +130,16 @@ class Scene:
     objects: list[SceneObject]
 
 
+@functools.lru_cache(maxsize=256)
+def _allowed_colors(background: Background) -> tuple[str, ...]:
+    bg = np.asarray(background.colors, dtype=np.float64)
+    keep = []
+    for name, rgb in COLORS.items():
+        if np.min(np.linalg.norm(bg - np.asarray(rgb, dtype=np.float64), axis=1)) >= MIN_CONTRAST:
+            keep.append(name)
+    return tuple(keep)
+
+
 def allowed_colors(background: Background) -> list[str]:
     """Object colours that stand out from every colour of `background`.
 
@@ -138,12 +149,7 @@ def allowed_colors(background: Background) -> list[str]:
     Returns:
         Names from `COLORS` (in `COLORS` order) at least `MIN_CONTRAST` away from each background colour.
     """
-    bg = np.asarray(background.colors, dtype=np.float64)
-    keep = []
-    for name, rgb in COLORS.items():
-        if np.min(np.linalg.norm(bg - np.asarray(rgb, dtype=np.float64), axis=1)) >= MIN_CONTRAST:
-            keep.append(name)
-    return keep
+    return list(_allowed_colors(background))
 
 
 def sample_background(rng: np.random.Generator) -> Background:

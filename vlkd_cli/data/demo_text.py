@@ -241,7 +241,8 @@ def _cap_relation(scene: Scene, rng: np.random.Generator) -> str | None:
     rest = [o for o in objs if o is not a and o is not b]
     if rest and rng.random() < 0.5:
         if rng.random() < 0.5:
-            text += f" and {_join([_object_phrase(o, rng) for o in rest], rng)}"
+            others = _join([_object_phrase(o, rng) for o in rest], rng)
+            text += f" and {others}" if len(rest) == 1 else f", plus {others}"
         else:
             more = "another shape" if len(rest) == 1 else f"{NUMBER_WORDS[len(rest)]} other {_generic(rng, True)}"
             text += f", with {more} nearby"
@@ -261,10 +262,12 @@ def _cap_count(scene: Scene, rng: np.random.Generator) -> str | None:
         ])  # fmt: skip
     word = NUMBER_WORDS[n]
     options = [f"{word} {_generic(rng, True)} on {background_phrase(scene.background, rng)}",
-               f"a group of {word} colorful {_generic(rng, True)}", f"{word} {_generic(rng, True)} of different sizes"]
+               f"a group of {word} colorful {_generic(rng, True)}"]
+    if len({o.size for o in objs}) > 1:
+        options.append(f"{word} {_generic(rng, True)} of different sizes")
     if len({o.shape for o in objs}) == 1:
-        same = "the same" if len({o.color for o in objs}) == 1 else "different"
-        options.append(f"{word} {_noun(objs[0].shape, rng, True)} of {same} colors")
+        colors = "the same color" if len({o.color for o in objs}) == 1 else "different colors"
+        options.append(f"{word} {_noun(objs[0].shape, rng, True)} of {colors}")
     elif len({o.shape for o in objs}) == n:
         options.append(f"{word} different {_generic(rng, True)}")
     if len({o.color for o in objs}) == 1:
@@ -383,10 +386,11 @@ def make_captions(scene: Scene, rng: np.random.Generator, count: int = 5) -> lis
 
 @dataclass(frozen=True)
 class Candidate:
-    """A question that can be asked about an image, with its one right answer."""
+    """A question that can be asked about an image, its one right answer, and a preference among equal answers."""
 
     question: str
     answer: str
+    weight: float = 1.0
 
 
 @dataclass
@@ -407,7 +411,8 @@ class QuestionBalancer:
         least = min(counter[a] for a in answers)
         answer = _pick(rng, [a for a in answers if counter[a] == least])
         counter[answer] += 1
-        return _pick(rng, [c for c in candidates if c.answer == answer])
+        pool = [c for c in candidates if c.answer == answer]
+        return _pick(rng, pool, [c.weight for c in pool])
 
 
 def question_type(question: str) -> str:
@@ -618,7 +623,12 @@ def _gen_how_many(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     """'how many circles are there?', 'how many red shapes are in the picture?'."""
     tail = _pick(rng, ["are there", "are in the picture", "are in the image", "can you see", "are shown"],
                  [0.45, 0.15, 0.15, 0.15, 0.1])  # fmt: skip
-    return [Candidate(f"how many {g} {tail}?", str(c)) for g, c in _group_counts(scene) if c >= 1]
+    # Totals ("shapes", "objects") are the only source of most 3s and 4s; prefer specific groups where possible.
+    return [
+        Candidate(f"how many {g} {tail}?", str(c), 1.0 if g in ("shapes", "objects") else 4.0)
+        for g, c in _group_counts(scene)
+        if c >= 1
+    ]
 
 
 def _referents(scene: Scene, rng: np.random.Generator, ask: str) -> list[tuple[SceneObject, str]]:

@@ -57,7 +57,7 @@ def test_extract_regions_from_proposals(regions_from_proposals, demo_data):
     instances = json.loads((demo_data / "instances.json").read_text())
     assert regions.num_images == len(instances["images"])
     assert regions.num_regions == len(instances["annotations"])  # GT boxes are distinct: NMS keeps all
-    assert regions.student_dim == 64 + 128 + 256 + 512 - 64  # resnet10t strides 8/16/32: 128 + 256 + 512
+    assert regions.student_dim == 128 + 256 + 512  # resnet10t, strides 8/16/32
     assert regions.teacher_dim == 128 + 256 + 512
     for n in range(regions.num_images):
         image = regions.image(n)

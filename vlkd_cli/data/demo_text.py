@@ -39,8 +39,8 @@ REL_PHRASES = {
 }
 REF_RELATIONS = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
 REL_MARGIN = 0.1
-_SHAPE_WORD = re.compile(r"\bshape\b")
 """Two centres must differ by this fraction of the image side along an axis for a relation along it."""
+_SHAPE_WORD = re.compile(r"\bshape\b")
 
 QUESTION_TYPES = (
     "is there a", "is there", "are there any", "are there", "is the", "how many", "what color is the",
@@ -301,9 +301,12 @@ def _cap_position(scene: Scene, rng: np.random.Generator) -> str | None:
 def _cap_largest(scene: Scene, rng: np.random.Generator) -> str | None:
     """'a large red circle with two smaller shapes', 'a big blue star next to a small green ring'."""
     objs = sorted(scene.objects, key=lambda o: -o.area)
-    big = objs[0]
-    lead = f"{_pick(rng, ['a large', 'a big'])} {_color_word(big.color, rng)} {_noun(big.shape, rng)}"
-    rest = objs[1:]
+    big, rest = objs[0], objs[1:]
+    if big.size == "large" or (rest and rest[0].area * 1.3 < big.area):
+        size = _pick(rng, ["large", "big"])
+    else:
+        size = _size_word(big.size, rng)
+    lead = _with_article(" ".join(w for w in (size, _color_word(big.color, rng), _noun(big.shape, rng)) if w))
     if not rest:
         return f"{lead} {_pick(rng, ['on', 'against'])} {background_phrase(scene.background, rng)}"
     if len(rest) == 1 and rest[0].area * 1.3 < big.area:
@@ -362,9 +365,8 @@ def make_captions(scene: Scene, rng: np.random.Generator, count: int = 5) -> lis
     Returns:
         The captions.
     """
-    order = list(rng.permutation(len(CAPTION_TEMPLATES)))
-    weights = np.asarray([CAPTION_TEMPLATES[i][1] for i in order])
-    order = [order[i] for i in rng.choice(len(order), size=len(order), replace=False, p=weights / weights.sum())]
+    weights = np.asarray([w for _, w in CAPTION_TEMPLATES])
+    order = [int(i) for i in rng.choice(len(weights), size=len(weights), replace=False, p=weights / weights.sum())]
     captions: list[str] = []
     seen: set[str] = set()
     attempt = 0
@@ -386,27 +388,38 @@ def make_captions(scene: Scene, rng: np.random.Generator, count: int = 5) -> lis
 
 @dataclass(frozen=True)
 class Candidate:
-    """A question that can be asked about an image, its one right answer, and a preference among equal answers."""
+    """A question that can be asked about an image and its one right answer.
+
+    Attributes:
+        question: The question text.
+        answer: The right answer (normalized).
+        weight: Preference among candidates of the same group and answer.
+        group: Balancing stream inside a generator (e.g. the number asked in "are there two circles?"); answers are
+            balanced within each group so that the question's wording does not give the answer away.
+    """
 
     question: str
     answer: str
     weight: float = 1.0
+    group: str = ""
 
 
 @dataclass
 class QuestionBalancer:
     """Running answer counts per generator, used to keep every generator's answers balanced.
 
-    Each generator picks, among the answers it can ask about in the current image, one whose count so far is the
-    lowest (ties at random). Over many images this makes yes/no 50/50, counts 1..4 about uniform and colours and
-    shapes about uniform, so the answer prior per question type stays weak.
+    A generator first picks one of the candidate groups at random, then, among the answers it can ask about in
+    that group, one whose count so far is the lowest (ties at random). Over many images this makes yes/no 50/50,
+    counts 1..4 about uniform and colours and shapes about uniform, so the answer prior per question type stays weak.
     """
 
     counts: dict[str, Counter] = field(default_factory=dict)
 
     def choose(self, generator: str, candidates: list[Candidate], rng: np.random.Generator) -> Candidate:
-        """Pick a candidate whose answer is the least used so far by `generator`, and count it."""
-        counter = self.counts.setdefault(generator, Counter())
+        """Pick a candidate whose answer is the least used so far in its group of `generator`, and count it."""
+        group = _pick(rng, sorted({c.group for c in candidates}))
+        candidates = [c for c in candidates if c.group == group]
+        counter = self.counts.setdefault(f"{generator}|{group}", Counter())
         answers = sorted({c.answer for c in candidates})
         least = min(counter[a] for a in answers)
         answer = _pick(rng, [a for a in answers if counter[a] == least])
@@ -529,11 +542,11 @@ def _group_counts(scene: Scene) -> list[tuple[str, int]]:
     return groups
 
 
-def _yes_no(yes: list[str], no: list[str]) -> list[Candidate]:
+def _yes_no(yes: list[str], no: list[str], group: str = "") -> list[Candidate]:
     """Candidates from yes-questions and no-questions; empty unless both exist (balance needs both)."""
     if not yes or not no:
         return []
-    return [Candidate(q, "yes") for q in yes] + [Candidate(q, "no") for q in no]
+    return [Candidate(q, "yes", group=group) for q in yes] + [Candidate(q, "no", group=group) for q in no]
 
 
 def _gen_is_there(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
@@ -556,7 +569,7 @@ def _gen_is_there(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
         noun = _generic(rng)
         yes = [f"is there {_with_article(f'{c} {noun}')}{tail}?" for c in colors if any(o.color == c for o in objs)]
         no = [f"is there {_with_article(f'{c} {noun}')}{tail}?" for c in colors if all(o.color != c for o in objs)]
-    return _yes_no(yes, no)
+    return _yes_no(yes, no, form)
 
 
 def _gen_are_there(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
@@ -564,23 +577,25 @@ def _gen_are_there(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     counts = dict(_group_counts(scene))
     for shape in SHAPES:
         counts.setdefault(PLURALS[shape], 0)
-    yes = [f"are there {NUMBER_WORDS[c]} {g}?" for g, c in counts.items() if c >= 2]
-    no = [f"are there {NUMBER_WORDS[n]} {g}?" for g, c in counts.items() for n in (2, 3, 4) if abs(n - c) == 1]
-    return _yes_no(yes, no)
+    cands = []
+    for n in (2, 3, 4):  # balanced per number asked: "are there four ...?" must not mean "no"
+        yes = [f"are there {NUMBER_WORDS[n]} {g}?" for g, c in counts.items() if c == n]
+        no = [f"are there {NUMBER_WORDS[n]} {g}?" for g, c in counts.items() if abs(n - c) == 1]
+        cands += _yes_no(yes, no, str(n))
+    return cands
 
 
 def _gen_are_there_any(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     """'are there any stars?', 'are there any red shapes?'."""
     objs = scene.objects
-    if rng.random() < 0.5:
-        yes = [f"are there any {PLURALS[s]}?" for s in SHAPES if any(o.shape == s for o in objs)]
-        no = [f"are there any {PLURALS[s]}?" for s in SHAPES if all(o.shape != s for o in objs)]
-    else:
-        noun = _generic(rng, plural=True)
-        colors = allowed_colors(scene.background)
-        yes = [f"are there any {c} {noun}?" for c in colors if any(o.color == c for o in objs)]
-        no = [f"are there any {c} {noun}?" for c in colors if all(o.color != c for o in objs)]
-    return _yes_no(yes, no)
+    yes = [f"are there any {PLURALS[s]}?" for s in SHAPES if any(o.shape == s for o in objs)]
+    no = [f"are there any {PLURALS[s]}?" for s in SHAPES if all(o.shape != s for o in objs)]
+    cands = _yes_no(yes, no, "shape")
+    noun = _generic(rng, plural=True)
+    colors = allowed_colors(scene.background)
+    yes = [f"are there any {c} {noun}?" for c in colors if any(o.color == c for o in objs)]
+    no = [f"are there any {c} {noun}?" for c in colors if all(o.color != c for o in objs)]
+    return cands + _yes_no(yes, no, "color")
 
 
 def _gen_is_the(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
@@ -593,7 +608,7 @@ def _gen_is_the(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     for o in objs:
         if (r := refs.by_shape(o)) is not None:
             yes.append(f"is {r} {o.color}?")
-            no += [f"is {r} {c}?" for c in colors if c != o.color and (c in NEAR_COLORS[o.color] or rng.random() < 0.4)]
+            no += [f"is {r} {c}?" for c in colors if c != o.color]
     forms.append((yes, no))
     yes, no = [], []
     for o in objs:
@@ -613,10 +628,10 @@ def _gen_is_the(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
                     phrase = {"left": "to the left of", "above": "above"}[rel]
                     (yes if verdict else no).append(f"is {ra} {phrase} {rb}?")
     forms.append((yes, no))
-    usable = [f for f in forms if f[0] and f[1]]
-    if not usable:
-        return []
-    return _yes_no(*usable[int(rng.integers(len(usable)))])
+    cands = []
+    for name, (yes, no) in zip(("color", "shape", "relation"), forms):
+        cands += _yes_no(yes, no, name)
+    return cands
 
 
 def _gen_how_many(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
@@ -724,7 +739,7 @@ def make_questions(
 def _near_miss(answer: str, rng: np.random.Generator) -> str:
     """A plausible wrong answer: the other yes/no, a count off by one, a neighbouring colour, a confusable shape."""
     if rng.random() < 0.06:
-        return _pick(rng, ["not sure", "unknown", "i don't know"])
+        return _pick(rng, ["not sure", "unknown"])
     if answer in ("yes", "no"):
         return "no" if answer == "yes" else "yes"
     if answer.isdigit():

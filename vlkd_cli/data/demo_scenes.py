@@ -179,11 +179,11 @@ def _sample_attributes(rng: np.random.Generator, count: int, colors: list[str]) 
     size_p = [0.4, 0.4, 0.2] if count >= 4 else [1 / 3, 1 / 3, 1 / 3]
     attrs: list[tuple[str, str, str]] = []
     for k in range(count):
-        if k and rng.random() < 0.3:
+        if k and rng.random() < 0.4:
             shape = attrs[int(rng.integers(k))][0]
         else:
             shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        if k and rng.random() < 0.25:
+        if k and rng.random() < 0.3:
             color = attrs[int(rng.integers(k))][1]
         else:
             color = colors[int(rng.integers(len(colors)))]

@@ -393,7 +393,8 @@ class Candidate:
     Attributes:
         question: The question text.
         answer: The right answer (normalized).
-        weight: Preference among candidates of the same group and answer.
+        weight: Preference among candidates of the same group and answer; a group is chosen with the largest
+            weight among its candidates.
         group: Balancing stream inside a generator (e.g. the number asked in "are there two circles?"); answers are
             balanced within each group so that the question's wording does not give the answer away.
     """
@@ -417,7 +418,8 @@ class QuestionBalancer:
 
     def choose(self, generator: str, candidates: list[Candidate], rng: np.random.Generator) -> Candidate:
         """Pick a candidate whose answer is the least used so far in its group of `generator`, and count it."""
-        group = _pick(rng, sorted({c.group for c in candidates}))
+        groups = sorted({c.group for c in candidates})
+        group = _pick(rng, groups, [max(c.weight for c in candidates if c.group == g) for g in groups])
         candidates = [c for c in candidates if c.group == group]
         counter = self.counts.setdefault(f"{generator}|{group}", Counter())
         answers = sorted({c.answer for c in candidates})
@@ -533,12 +535,16 @@ class _Refs:
         return out
 
 
-def _group_counts(scene: Scene) -> list[tuple[str, int]]:
-    """(plural noun phrase, count) for every shape and colour present, plus all shapes."""
+def _group_counts(scene: Scene, shapes: Sequence[str] = ()) -> list[tuple[str, str, int]]:
+    """(kind, plural noun phrase, count) for every shape and colour present (and `shapes`), plus all shapes.
+
+    kind is "shape", "color" or "total".
+    """
     objs = scene.objects
-    groups = [(PLURALS[s], sum(o.shape == s for o in objs)) for s in dict.fromkeys(o.shape for o in objs)]
-    groups += [(f"{c} shapes", sum(o.color == c for o in objs)) for c in dict.fromkeys(o.color for o in objs)]
-    groups += [("shapes", len(objs)), ("objects", len(objs))]
+    names = dict.fromkeys([o.shape for o in objs] + list(shapes))
+    groups = [("shape", PLURALS[s], sum(o.shape == s for o in objs)) for s in names]
+    groups += [("color", f"{c} shapes", sum(o.color == c for o in objs)) for c in dict.fromkeys(o.color for o in objs)]
+    groups += [("total", "shapes", len(objs)), ("total", "objects", len(objs))]
     return groups
 
 
@@ -574,14 +580,15 @@ def _gen_is_there(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
 
 def _gen_are_there(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     """'are there two circles?' (yes/no about a count of at least two)."""
-    counts = dict(_group_counts(scene))
-    for shape in SHAPES:
-        counts.setdefault(PLURALS[shape], 0)
+    groups = _group_counts(scene, SHAPES)
     cands = []
-    for n in (2, 3, 4):  # balanced per number asked: "are there four ...?" must not mean "no"
-        yes = [f"are there {NUMBER_WORDS[n]} {g}?" for g, c in counts.items() if c == n]
-        no = [f"are there {NUMBER_WORDS[n]} {g}?" for g, c in counts.items() if abs(n - c) == 1]
-        cands += _yes_no(yes, no, str(n))
+    # Balanced per number asked and kind of group, so that neither "four" nor "objects" hints at the answer.
+    # (Totals have one count per image, so they never have both answers: they are asked by "how many".)
+    for n in (2, 3, 4):
+        for kind in ("shape", "color"):
+            yes = [f"are there {NUMBER_WORDS[n]} {g}?" for k, g, c in groups if k == kind and c == n]
+            no = [f"are there {NUMBER_WORDS[n]} {g}?" for k, g, c in groups if k == kind and abs(n - c) == 1]
+            cands += _yes_no(yes, no, f"{n} {kind}")
     return cands
 
 
@@ -638,10 +645,10 @@ def _gen_how_many(scene: Scene, rng: np.random.Generator) -> list[Candidate]:
     """'how many circles are there?', 'how many red shapes are in the picture?'."""
     tail = _pick(rng, ["are there", "are in the picture", "are in the image", "can you see", "are shown"],
                  [0.45, 0.15, 0.15, 0.15, 0.1])  # fmt: skip
-    # Totals ("shapes", "objects") are the only source of most 3s and 4s; prefer specific groups where possible.
+    # Totals ("shapes", "objects") and specific groups are balanced separately: specific groups rarely reach 4.
     return [
-        Candidate(f"how many {g} {tail}?", str(c), 1.0 if g in ("shapes", "objects") else 4.0)
-        for g, c in _group_counts(scene)
+        Candidate(f"how many {g} {tail}?", str(c), *((1.5, "total") if kind == "total" else (1.0, "specific")))
+        for kind, g, c in _group_counts(scene)
         if c >= 1
     ]
 

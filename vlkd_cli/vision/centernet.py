@@ -156,7 +156,7 @@ def decode_detections(
     peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)  # keep local maxima only
     batch, classes, h, w = heat.shape
     k = min(classes * h * w, 2 * max_detections)
-    scores, flat = peaks.view(batch, -1).topk(k, dim=1)  # (B, k)
+    scores, flat = peaks.reshape(batch, -1).topk(k, dim=1)  # (B, k)
     labels, cells = flat // (h * w), flat % (h * w)
     ys, xs = cells // w, cells % w  # (B, k)
     results = []

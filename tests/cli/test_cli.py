@@ -188,3 +188,30 @@ def test_truncated_and_lying_detector_weights(tiny_detector, demo_data, tmp_path
     lie = weights[: 8 + length].replace(b'"data_offsets":[0,', b'"data_offsets":[8,', 1) + weights[8 + length :]
     (fake / "model.safetensors").write_bytes(lie)
     _assert_refused(invoke(args), 3, "model.safetensors", "corrupt safetensors")
+
+
+def test_torchrun_rank_writes_its_shard(demo_data, demo_proposals, regions_from_proposals, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = _extract(demo_data, tmp_path / "regions.safetensors", "--proposals", demo_proposals)
+    assert result.exit_code == 0, result.output
+    shard = Regions(tmp_path / "regions-00001-of-00002.safetensors")
+    whole = Regions(regions_from_proposals)
+    assert np.array_equal(shard.image_ids, whole.image_ids[len(whole.image_ids) // 2 :])
+
+
+def test_student_backbone_must_match_the_detector(tiny_detector, demo_data, tmp_path):
+    result = invoke(["extract-regions", "--images", demo_data / "images", "--detector", tiny_detector,
+                     "--student-backbone", "resnet18", "--teacher-backbone", TINY_TEACHER_BACKBONE,
+                     "--out", tmp_path / "r.safetensors"])  # fmt: skip
+    _assert_refused(result, 2, "detector's backbone")
+
+
+def test_make_demo_data_replaces_a_previous_run_atomically(tmp_path):
+    out = tmp_path / "demo"
+    assert invoke(["make-demo-data", "--out", out, "--num-images", 12, "--image-size", 48]).exit_code == 0
+    assert invoke(["make-demo-data", "--out", out, "--num-images", 10, "--image-size", 48]).exit_code == 0
+    assert len(list((out / "images").iterdir())) == 10  # no stale images of the bigger run
+    result = invoke(["make-demo-data", "--out", out, "--num-images", 3])
+    assert result.exit_code == 2 and len(list((out / "images").iterdir())) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]

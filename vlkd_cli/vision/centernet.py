@@ -79,10 +79,11 @@ def encode_targets(
         keep = (size >= 1).all(dim=1)
         image_boxes, size, image_labels = image_boxes[keep], size[keep], image_labels[keep].long()
         centre = (image_boxes[:, :2] + image_boxes[:, 2:]) / (2 * stride)  # (n, 2) in cells
-        cell = centre.floor().clamp(min=torch.zeros(2, device=device), max=torch.tensor([w - 1.0, h - 1.0]).to(device))
+        cell = torch.stack([centre[:, 0].floor().clamp(0, w - 1), centre[:, 1].floor().clamp(0, h - 1)], dim=1)
         sigma = (GAUSSIAN_ALPHA * size / (6 * stride)).clamp(min=MIN_SIGMA)  # (n, 2)
         gauss = _gaussians(cell[:, 0], cell[:, 1], sigma[:, 0], sigma[:, 1], h, w)  # (n, h, w)
-        heatmap[b].index_reduce_(0, image_labels, gauss, "amax")  # overlapping same-class objects: max
+        index = image_labels.view(-1, 1).expand(-1, h * w)  # (n, h*w): the class row of each object
+        heatmap[b].view(num_classes, h * w).scatter_reduce_(0, index, gauss.view(-1, h * w), "amax")  # overlaps: max
         parts["b"].append(torch.full((len(cell),), b, dtype=torch.long, device=device))
         parts["y"].append(cell[:, 1].long())
         parts["x"].append(cell[:, 0].long())

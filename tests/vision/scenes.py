@@ -58,7 +58,9 @@ def make_scene(size: int, generator: torch.Generator, num_classes: int = len(SHA
     return image.round().clamp(0, 255).to(torch.uint8), torch.tensor(boxes), torch.tensor(labels, dtype=torch.long)
 
 
-def make_scenes(count: int, size: int, seed: int, num_classes: int = len(SHAPES)) -> list[tuple[Tensor, Tensor, Tensor]]:
+def make_scenes(
+    count: int, size: int, seed: int, num_classes: int = len(SHAPES)
+) -> list[tuple[Tensor, Tensor, Tensor]]:
     """`count` scenes from a seeded generator."""
     generator = torch.Generator().manual_seed(seed)
     return [make_scene(size, generator, num_classes) for _ in range(count)]

@@ -27,9 +27,7 @@ class NotAStateDict:
     """Pickled by reference: `torch.load(weights_only=True)` must refuse it."""
 
 
-@pytest.mark.parametrize(
-    ("name", "channels"), [(TINY, [128, 256, 512]), ("efficientnet_b0", [40, 112, 320])]
-)
+@pytest.mark.parametrize(("name", "channels"), [(TINY, [128, 256, 512]), ("efficientnet_b0", [40, 112, 320])])
 def test_feature_maps_match_declared_channels_and_strides(name: str, channels: list[int]) -> None:
     backbone = create_backbone(name, seed=0).eval()
     with torch.no_grad():
@@ -81,8 +79,10 @@ def test_weights_sha_is_stable_across_file_formats(tmp_path: Path, tiny: Backbon
     torch.save(state, tmp_path / "plain.pth")
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, tmp_path / "wrapped.pt")
     torch.save({"model": {f"backbone.model.{k}": v for k, v in state.items()}}, tmp_path / "detector.bin")
-    hashes = {create_backbone(TINY, weights=tmp_path / f, seed=7).weights_sha256 for f in
-              ("w.safetensors", "plain.pth", "wrapped.pt", "detector.bin")}
+    hashes = {
+        create_backbone(TINY, weights=tmp_path / f, seed=7).weights_sha256
+        for f in ("w.safetensors", "plain.pth", "wrapped.pt", "detector.bin")
+    }
     assert hashes == {tiny.weights_sha256}
 
 
@@ -177,7 +177,7 @@ def test_lukemelas_style_keys_map_in_order() -> None:
 def test_lukemelas_mapping_refuses_a_shape_or_kind_mismatch() -> None:
     target = create_backbone("tf_efficientnet_lite0", seed=3).model.state_dict()
     items = list(_as_lukemelas(target).items())
-    swapped = OrderedDict(items[:1] + [items[2], items[1]] + items[3:])  # bn weight <-> bn bias: same shape, kind differs
+    swapped = OrderedDict(items[:1] + [items[2], items[1]] + items[3:])  # bn weight <-> bias: same shape, other kind
     with pytest.raises(InputError, match="do not fit"):
         convert_lukemelas_state_dict(swapped, target)
     with pytest.raises(InputError, match="295 tensors but the timm model has 296"):

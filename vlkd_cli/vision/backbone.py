@@ -88,7 +88,9 @@ class Backbone(nn.Module):
     def is_channels_last(self) -> bool:
         """Whether the first 4-D weight (the stem conv) is stored channels_last."""
         weight = next((p for p in self.model.parameters() if p.ndim == 4), None)
-        return weight is not None and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+        if weight is None:
+            return False
+        return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
 
     @property
     def weights_sha256(self) -> str:

@@ -25,7 +25,7 @@ MAX_LOG_SIZE = 8.0  # exp(8) * stride: beyond any image, guards exp() of an untr
 
 
 def heatmap_bias_init() -> float:
-    """Initial heatmap logit bias so that sigmoid(bias) = HEATMAP_PRIOR."""
+    """Return the initial heatmap logit bias, such that sigmoid(bias) = HEATMAP_PRIOR."""
     return -math.log((1.0 - HEATMAP_PRIOR) / HEATMAP_PRIOR)
 
 
@@ -99,6 +99,8 @@ def focal_loss(logits: Tensor, target: Tensor, *, alpha: float = 2.0, beta: floa
     Args:
         logits: (B, C, h, w) heatmap logits.
         target: (B, C, h, w) Gaussian heatmap, 1 at object centres.
+        alpha: focusing exponent on (1 - p) at peaks and on p elsewhere.
+        beta: exponent of (1 - target) that reduces the penalty near a peak.
     """
     prob = logits.sigmoid()
     positive = target.eq(1).float()
@@ -115,6 +117,8 @@ def centernet_loss(
     Args:
         outputs: `heatmap` (B, C, h, w) logits, `size` (B, 2, h, w) log-sizes, `offset` (B, 2, h, w).
         targets: from `encode_targets` on the same grid.
+        size_weight: weight of the log-size L1 term.
+        offset_weight: weight of the offset L1 term.
 
     Returns:
         `loss` (the weighted total), `heatmap_loss`, `size_loss`, `offset_loss`: scalars.

@@ -14,8 +14,9 @@ small objects of low-resolution inputs better than FCOS's stride-8 finest level.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -70,7 +71,7 @@ class Detector(nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], *, seed: int | None = None) -> "Detector":
+    def from_config(cls, config: dict[str, Any], *, seed: int | None = None) -> Detector:
         """A randomly initialised detector of the architecture `config` describes (load a state dict after)."""
         with torch.random.fork_rng(devices=[]):
             if seed is not None:

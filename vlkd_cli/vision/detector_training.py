@@ -10,7 +10,7 @@ import contextlib
 import io
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +36,15 @@ def _check_sample(index: int, sample: Sample, image_size: int, num_classes: int)
         raise ValueError(f"sample {index}: labels must lie in 0..{num_classes - 1}")
 
 
+def _load(
+    samples: Sequence[Sample], index: int, num_classes: int, image_size: int, generator: torch.Generator
+) -> Sample:
+    """Read sample `index` (a lazy Sequence decodes here, not up front), check it and augment it."""
+    sample = samples[index]
+    _check_sample(index, sample, image_size, num_classes)
+    return _augment(sample, image_size, generator)
+
+
 def _augment(sample: Sample, image_size: int, generator: torch.Generator) -> Sample:
     """Pad to (image_size, image_size) and flip horizontally with probability 1/2 (boxes follow)."""
     image, boxes, labels = sample
@@ -45,6 +54,27 @@ def _augment(sample: Sample, image_size: int, generator: torch.Generator) -> Sam
         image = image.flip(-1)
         boxes = torch.stack([image_size - boxes[:, 2], boxes[:, 1], image_size - boxes[:, 0], boxes[:, 3]], dim=1)
     return image, boxes, labels.long()
+
+
+def _batches(
+    samples: Sequence[Sample],
+    total: int,
+    batch_size: int,
+    num_classes: int,
+    image_size: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[Tensor, list[dict[str, Tensor]]]]:
+    """`total` batches: epochs of seeded random order, each sample checked, padded and maybe flipped."""
+    step = 0
+    while True:
+        order = torch.randperm(len(samples), generator=generator).tolist()
+        for first in range(0, len(order), batch_size):
+            if step == total:
+                return
+            yield _collate(
+                [_load(samples, i, num_classes, image_size, generator) for i in order[first : first + batch_size]]
+            )
+            step += 1
 
 
 def _collate(samples: list[Sample]) -> tuple[Tensor, list[dict[str, Tensor]]]:
@@ -84,10 +114,13 @@ def train_detector(
 ) -> dict[str, Any]:
     """Train `detector` in place (AdamW, warm-up + cosine, horizontal flips); deterministic for a seed on CPU.
 
+    The detector is left in eval mode.
+
     Args:
         detector: the model (its initialisation is the caller's, e.g. `create_backbone(..., seed=)`).
         train_samples: (image (3, H, W) uint8 with max(H, W) <= image_size, boxes (n, 4) xyxy float in that image's
-            pixels, labels (n,) int 0..C-1); images are padded bottom/right to (image_size, image_size).
+            pixels, labels (n,) int 0..C-1); images are padded bottom/right to (image_size, image_size). Any
+            Sequence works; a lazy one is indexed (and checked) only when a batch needs the sample.
         image_size: side of the square training input.
         epochs: passes over the samples (the last batch of an epoch may be smaller).
         max_steps: optimizer steps; wins over `epochs` when given.
@@ -103,12 +136,11 @@ def train_detector(
         floats per step (`step`, `lr`, `loss`, `heatmap_loss`, `size_loss`, `offset_loss`).
 
     Raises:
+        ValueError: no samples, a bad count, or a sample that breaks the contract above.
         RunError: a non-finite loss.
     """
-    if not train_samples:
-        raise ValueError("no training samples")
-    for index, sample in enumerate(train_samples):
-        _check_sample(index, sample, image_size, detector.num_classes)
+    if not len(train_samples) or batch_size < 1 or (max_steps if max_steps is not None else epochs) < 1:
+        raise ValueError("need samples, batch_size >= 1 and at least one epoch or step")
     steps_per_epoch = math.ceil(len(train_samples) / batch_size)
     total = max_steps if max_steps is not None else epochs * steps_per_epoch
     warmup = warmup_steps if warmup_steps is not None else max(1, total // 20)
@@ -118,27 +150,21 @@ def train_detector(
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     detector.train()
+    batches = _batches(train_samples, total, batch_size, detector.num_classes, image_size, generator)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        step = 0
-        while step < total:
-            order = torch.randperm(len(train_samples), generator=generator).tolist()
-            for first in range(0, len(order), batch_size):
-                if step >= total:
-                    break
-                batch = [_augment(train_samples[i], image_size, generator) for i in order[first : first + batch_size]]
-                logs = _train_step(detector, optimizer, _collate(batch))
-                schedule.step()
-                step += 1
-                logs = {"step": float(step), "lr": optimizer.param_groups[0]["lr"], **logs}
-                history.append(logs)
-                if progress is not None:
-                    progress(step, total, logs)
+        for step, batch in enumerate(batches, start=1):
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
+            logs = {"step": float(step), "lr": lr, **_train_step(detector, optimizer, batch)}
+            schedule.step()
+            history.append(logs)
+            if progress is not None:
+                progress(step, total, logs)
     detector.eval()
     tail = [h["loss"] for h in history[-10:]]
     return {
-        "steps": step,
-        "epochs": step / steps_per_epoch,
+        "steps": len(history),
+        "epochs": len(history) / steps_per_epoch,
         "seconds": time.perf_counter() - start,
         "final_loss": sum(tail) / len(tail),
         "history": history,
@@ -150,8 +176,8 @@ def _train_step(
 ) -> dict[str, float]:
     images, targets = batch
     losses = detector.loss(detector(images), targets)
-    if not torch.isfinite(losses["loss"]):
-        raise RunError(f"non-finite detector loss {float(losses['loss'])}")
+    if not torch.isfinite(losses["loss"].detach()):
+        raise RunError(f"non-finite detector loss {losses['loss'].item()}")
     optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(detector.parameters(), max_norm=10.0)

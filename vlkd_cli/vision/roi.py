@@ -35,7 +35,7 @@ def roi_features(
         (R, sum_l C_l) with R = sum_b R_b, rows in image order then box order; dtype of the feature maps.
 
     Raises:
-        ValueError: the numbers of maps and strides, or of images and box tensors, differ; or a box tensor is not (n, 4).
+        ValueError: the numbers of maps and strides, or of images and box tensors, differ; or boxes are not (n, 4).
     """
     if len(feature_maps) != len(strides) or not feature_maps:
         raise ValueError(f"got {len(feature_maps)} feature maps and {len(strides)} strides")

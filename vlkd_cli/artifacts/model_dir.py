@@ -19,6 +19,7 @@ from vlkd_cli.artifacts.header import Header
 from vlkd_cli.artifacts.io import load_tensors, save_artifact
 from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS, check_kind_and_version
 from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.jsonfile import read_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -53,10 +54,7 @@ def read_model_config(path: Path, kind: str) -> dict[str, Any]:
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
         raise InputError(f"not a vlkd {kind} directory: {CONFIG_NAME} is missing", path)
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"invalid JSON ({err})", config_path) from err
+    config = read_json(config_path)
     if not isinstance(config, dict):
         raise InputError("config.json must hold a JSON object", config_path)
     check_kind_and_version(config.get("vlkd_kind"), str(config.get("vlkd_schema_version", "")), kind, config_path)

@@ -6,7 +6,6 @@ proposals are post-processed exactly like the detector's: score threshold, NMS, 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vlkd_cli.errors import InputError
+from vlkd_cli.jsonfile import read_json
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,7 @@ class Detections:
 def load_detection_results(path: Path) -> dict[int, Detections]:
     """Read a COCO results file into per-image detections (boxes converted from xywh to xyxy)."""
     path = Path(path)
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"not a JSON results file ({err})", path) from err
+    records = read_json(path)
     if not isinstance(records, list):
         raise InputError("a COCO results file must be a JSON list of {image_id, category_id, bbox, score}", path)
     per_image: dict[int, list[tuple[list[float], float, int]]] = {}

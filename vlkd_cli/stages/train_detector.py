@@ -18,7 +18,7 @@ import torch
 
 from vlkd_cli.artifacts.io import build_metadata, input_record
 from vlkd_cli.artifacts.model_dir import load_model_dir, save_model_dir
-from vlkd_cli.data.batching import iter_batches, DecodeStats
+from vlkd_cli.data.batching import DecodeStats, iter_batches
 from vlkd_cli.data.coco import CocoInstances, coco_api, load_coco_instances
 from vlkd_cli.data.image_index import ImageRef, resolve_images
 from vlkd_cli.data.images import load_image
@@ -96,7 +96,8 @@ def run(cfg: TrainDetectorConfig) -> dict[str, Any]:
     backbone = create_backbone(cfg.backbone, weights=cfg.backbone_weights, pretrained=cfg.pretrained, seed=cfg.seed)
     detector = Detector(backbone, len(class_of), channels=cfg.channels).to(device)
     samples = _Samples(train_refs, instances, class_of, cfg.image_size)
-    with progress_bar("train-detector", cfg.max_steps or None) as advance:
+    total_steps = cfg.max_steps or cfg.epochs * -(-len(samples) // cfg.batch_size)
+    with progress_bar("train-detector", total_steps) as advance:
         summary = train_detector(detector, samples, image_size=cfg.image_size, epochs=cfg.epochs,
                                  max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                                  progress=lambda step, total, logs: advance(1))  # fmt: skip

@@ -1,0 +1,200 @@
+"""Batched greedy and beam-search decoding over any next-token function (no KV cache: correctness first).
+
+A step function maps the current prefixes to next-token logits::
+
+    step_fn(prefix: (M, t) long, rows: (M,) long) -> (M, V) logits
+
+`prefix` starts with the start token ([CLS]); `rows` says which input row (image) each prefix belongs to, so a
+caption model can pair it with that row's regions and tags. Each step re-runs the model on the whole prefix:
+O(max_length) forwards, fine for 20 tokens.
+
+Scores are sums of log-probabilities divided by `length ** length_penalty`, where length counts the generated tokens
+including the end token ([SEP]); a hypothesis also ends, without [SEP], when it reaches `max_length` tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+StepFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class DecodeResult:
+    """Decoded sequences.
+
+    Attributes:
+        token_ids: Per input row, the generated ids without the start token and without the final [SEP].
+        scores: (B,) length-normalised log-probability of each returned sequence.
+        texts: Decoded strings when a tokenizer was given, else None.
+    """
+
+    token_ids: list[list[int]]
+    scores: Tensor
+    texts: list[str] | None = None
+
+
+def sequence_score(sum_logprob: Tensor | float, length: int, length_penalty: float) -> Tensor | float:
+    """Length-normalised score: sum of log-probabilities / length ** length_penalty."""
+    return sum_logprob / float(length) ** length_penalty
+
+
+def decode_texts(tokenizer, token_ids: Sequence[Sequence[int]]) -> list[str]:
+    """Strings of generated ids (special tokens skipped, WordPiece pieces joined)."""
+    return [tokenizer.decode(list(ids), skip_special_tokens=True).strip() for ids in token_ids]
+
+
+def _log_probs(logits: Tensor, banned_token_ids: Sequence[int]) -> Tensor:
+    """(M, V) logits -> (M, V) float32 log-probabilities, banned tokens at -inf (after normalisation)."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    if banned_token_ids:
+        logp[:, list(banned_token_ids)] = float("-inf")
+    return logp
+
+
+def _strip_end(ids: list[int], eos_token_id: int) -> list[int]:
+    return ids[:-1] if ids and ids[-1] == eos_token_id else ids
+
+
+def _check_lengths(max_length: int, beam_size: int = 1) -> None:
+    if max_length < 1 or beam_size < 1:
+        raise ValueError(f"need max_length >= 1 and beam_size >= 1, got {max_length} and {beam_size}")
+
+
+@torch.no_grad()
+def greedy_search(
+    step_fn: StepFn,
+    batch_size: int,
+    *,
+    bos_token_id: int,
+    eos_token_id: int,
+    max_length: int,
+    length_penalty: float = 1.0,
+    banned_token_ids: Sequence[int] = (),
+    device: torch.device | str = "cpu",
+) -> DecodeResult:
+    """Pick the most likely token at each step until [SEP] or `max_length` generated tokens.
+
+    Args:
+        step_fn: See the module docstring.
+        batch_size: B input rows.
+        bos_token_id: Start token ([CLS]).
+        eos_token_id: End token ([SEP]).
+        max_length: Maximum number of generated tokens, [SEP] included.
+        length_penalty: Only for the reported scores.
+        banned_token_ids: Tokens never generated (e.g. [PAD], [CLS], [MASK]).
+        device: Device of the prefixes handed to `step_fn`.
+    """
+    _check_lengths(max_length)
+    prefix = torch.full((batch_size, 1), bos_token_id, dtype=torch.long, device=device)  # (B, t)
+    alive = torch.ones(batch_size, dtype=torch.bool, device=device)
+    sums = torch.zeros(batch_size, device=device)
+    lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+    for _ in range(max_length):
+        rows = torch.nonzero(alive).squeeze(1)  # (M,)
+        logp = _log_probs(step_fn(prefix[rows], rows), banned_token_ids).to(device)  # (M, V)
+        best, token = logp.max(dim=-1)  # (M,), (M,)
+        sums[rows] += best
+        lengths[rows] += 1
+        column = torch.full((batch_size,), eos_token_id, dtype=torch.long, device=device)
+        column[rows] = token
+        prefix = torch.cat([prefix, column[:, None]], dim=1)
+        alive[rows[token == eos_token_id]] = False
+        if not alive.any():
+            break
+    token_ids = [_strip_end(prefix[b, 1 : 1 + int(lengths[b])].tolist(), eos_token_id) for b in range(batch_size)]
+    scores = torch.stack([sequence_score(sums[b], int(lengths[b]), length_penalty) for b in range(batch_size)])
+    return DecodeResult(token_ids=token_ids, scores=scores.cpu())
+
+
+def _optimistic_score(sums: Tensor, length: int, max_length: int, length_penalty: float) -> Tensor:
+    """Upper bound of the final score of alive beams with log-prob `sums` (B, k) after `length` tokens.
+
+    Future log-probabilities are <= 0, so the sum can only fall; the normalised score is then largest at one of the
+    two ends of the remaining lengths.
+    """
+    if length >= max_length:
+        return torch.full_like(sums, float("-inf"))
+    at_next = sequence_score(sums, length + 1, length_penalty)
+    at_max = sequence_score(sums, max_length, length_penalty)
+    return torch.maximum(at_next, at_max)
+
+
+@torch.no_grad()
+def beam_search(
+    step_fn: StepFn,
+    batch_size: int,
+    *,
+    bos_token_id: int,
+    eos_token_id: int,
+    beam_size: int,
+    max_length: int,
+    length_penalty: float = 1.0,
+    banned_token_ids: Sequence[int] = (),
+    device: torch.device | str = "cpu",
+) -> DecodeResult:
+    """Beam search returning the best finished hypothesis of each row.
+
+    Each step extends the `beam_size` alive hypotheses by every token; the continuations that end with [SEP] are
+    finished (scored with the length penalty), the best `beam_size` others stay alive. Hypotheses reaching
+    `max_length` tokens finish without [SEP]. A row stops early once no alive beam can still beat its best finished
+    hypothesis. With `beam_size` >= the number of possible continuations, no hypothesis is ever pruned and the
+    result is the exhaustive optimum.
+
+    Args:
+        step_fn: See the module docstring.
+        batch_size: B input rows.
+        bos_token_id: Start token ([CLS]).
+        eos_token_id: End token ([SEP]).
+        beam_size: k alive hypotheses per row.
+        max_length: Maximum number of generated tokens, [SEP] included.
+        length_penalty: Exponent of the length normalisation (0 = raw log-probability).
+        banned_token_ids: Tokens never generated.
+        device: Device of the prefixes handed to `step_fn`.
+    """
+    _check_lengths(max_length, beam_size)
+    k = beam_size
+    seqs = torch.full((batch_size, k, 1), bos_token_id, dtype=torch.long, device=device)  # (B, k, t)
+    sums = torch.full((batch_size, k), float("-inf"), device=device)  # (B, k)
+    sums[:, 0] = 0.0  # one real start hypothesis per row
+    best_score = torch.full((batch_size,), float("-inf"), device=device)
+    best_ids: list[list[int]] = [[] for _ in range(batch_size)]
+    done = torch.zeros(batch_size, dtype=torch.bool, device=device)
+
+    def offer(rows: Tensor, scores: Tensor, hypotheses: Tensor, ending: list[int]) -> None:
+        """Keep, per row, the best of the (A, k) finished `scores` if it beats the row's best so far."""
+        score, j = scores.max(dim=1)  # (A,)
+        for a, row in enumerate(rows.tolist()):
+            if torch.isfinite(score[a]) and score[a] > best_score[row]:
+                best_score[row] = score[a]
+                best_ids[row] = hypotheses[a, int(j[a]), 1:].tolist() + ending
+
+    for length in range(1, max_length + 1):
+        rows = torch.nonzero(~done).squeeze(1)  # (A,)
+        prefix = seqs[rows].reshape(-1, seqs.shape[-1])  # (A*k, t)
+        logp = _log_probs(step_fn(prefix, rows.repeat_interleave(k)), banned_token_ids).to(device)  # (A*k, V)
+        vocab = logp.shape[-1]
+        cand = sums[rows][:, :, None] + logp.reshape(len(rows), k, vocab)  # (A, k, V)
+        offer(rows, sequence_score(cand[:, :, eos_token_id], length, length_penalty), seqs[rows], [eos_token_id])
+        cand[:, :, eos_token_id] = float("-inf")
+        top_sums, top_index = cand.reshape(len(rows), k * vocab).topk(k, dim=-1)  # (A, k)
+        beam, token = top_index // vocab, top_index % vocab
+        kept = torch.gather(seqs[rows], 1, beam[:, :, None].expand(-1, -1, seqs.shape[-1]))  # (A, k, t)
+        grown = torch.full((batch_size, k, seqs.shape[-1] + 1), eos_token_id, dtype=torch.long, device=device)
+        grown[rows] = torch.cat([kept, token[:, :, None]], dim=-1)
+        seqs = grown
+        sums[rows] = top_sums
+        if length == max_length:  # the alive hypotheses end here without [SEP]
+            offer(rows, sequence_score(top_sums, length, length_penalty), seqs[rows], [])
+            break
+        bound = _optimistic_score(sums, length, max_length, length_penalty).max(dim=1).values  # (B,)
+        done |= best_score >= bound
+        if done.all():
+            break
+    token_ids = [_strip_end(ids, eos_token_id) for ids in best_ids]
+    return DecodeResult(token_ids=token_ids, scores=best_score.cpu())

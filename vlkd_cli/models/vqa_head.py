@@ -1,0 +1,108 @@
+"""VQA as multi-label classification over an answer vocabulary, trained with BCE on soft scores.
+
+Head: [CLS] -> Linear(D, 2D) -> GELU -> LayerNorm -> Linear(2D, A) (LXMERT's answer head; Oscar's
+`cls_hidden_scale` MLP widens the same way). Loss: BCE-with-logits averaged over the batch and summed over answers
+(Oscar `instance_bce_with_logits`: the element mean times A), so its scale does not shrink with A.
+
+Answer vocabulary (the standard of bottom-up-attention-vqa `compute_softscore.py`, used by Oscar/VinVL): count each
+question's `multiple_choice_answer` once, keep answers seen in at least `min_count` (9) questions. Answers must be
+normalized by the caller with the same normalization as the evaluation (the official VQA punctuation/digit/article
+rules): this module compares strings as given.
+
+Soft target of an answer = its official VQA accuracy against the (10) human answers: the mean over the leave-one-out
+subsets of min(1, matches / 3), i.e. 0.3, 0.6, 0.9, 1.0 for 1, 2, 3, >= 4 matches out of 10
+(`vlkd_cli.eval.vqa_accuracy.question_accuracy`, the same code the evaluation uses).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vlkd_cli.eval.vqa_accuracy import question_accuracy
+
+
+class VQAHead(nn.Module):
+    """[CLS] hidden state -> answer logits.
+
+    Args:
+        hidden_size: D.
+        num_answers: A.
+        dropout: Dropout on the [CLS] state.
+        layer_norm_eps: LayerNorm epsilon.
+        initializer_range: Std of the normal init.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_answers: int,
+        *,
+        dropout: float = 0.1,
+        layer_norm_eps: float = 1e-12,
+        initializer_range: float = 0.02,
+    ) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.hidden = nn.Linear(hidden_size, 2 * hidden_size)
+        self.layer_norm = nn.LayerNorm(2 * hidden_size, eps=layer_norm_eps)
+        self.output = nn.Linear(2 * hidden_size, num_answers)
+        for linear in (self.hidden, self.output):
+            nn.init.normal_(linear.weight, std=initializer_range)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, cls_state: Tensor) -> Tensor:
+        """(B, D) -> (B, A) logits."""
+        return self.output(self.layer_norm(F.gelu(self.hidden(self.dropout(cls_state)))))
+
+
+def vqa_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """BCE-with-logits on soft scores, summed over answers, averaged over the batch.
+
+    Args:
+        logits: (B, A).
+        targets: (B, A) soft scores in [0, 1].
+    """
+    bce = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")  # (B, A)
+    return bce.sum(dim=1).mean()
+
+
+def answer_vocabulary(multiple_choice_answers: Iterable[str], *, min_count: int = 9) -> list[str]:
+    """Answers chosen as `multiple_choice_answer` by at least `min_count` questions.
+
+    Args:
+        multiple_choice_answers: One (normalized) answer per question.
+        min_count: Minimum number of questions.
+
+    Returns:
+        The vocabulary, most frequent first, ties in alphabetical order (deterministic).
+    """
+    counts = Counter(multiple_choice_answers)
+    kept = [(answer, n) for answer, n in counts.items() if n >= min_count]
+    return [answer for answer, _ in sorted(kept, key=lambda item: (-item[1], item[0]))]
+
+
+def soft_target(answers: Sequence[str], vocab_index: Mapping[str, int]) -> dict[int, float]:
+    """Soft score of every in-vocabulary answer of one question.
+
+    Args:
+        answers: The human answers (10 in VQA v2), normalized.
+        vocab_index: answer -> index in the vocabulary.
+
+    Returns:
+        {answer index: official accuracy of that answer}; answers outside the vocabulary are dropped.
+    """
+    return {vocab_index[a]: question_accuracy(a, answers) for a in dict.fromkeys(answers) if a in vocab_index}
+
+
+def soft_target_tensor(targets: Sequence[Mapping[int, float]], num_answers: int) -> Tensor:
+    """Dense (B, A) float32 scores from B `soft_target` dicts."""
+    dense = torch.zeros(len(targets), num_answers)
+    for row, target in enumerate(targets):
+        for index, score in target.items():
+            dense[row, index] = score
+    return dense

@@ -50,11 +50,12 @@ def decode_texts(tokenizer, token_ids: Sequence[Sequence[int]]) -> list[str]:
 
 
 def _log_probs(logits: Tensor, banned_token_ids: Sequence[int]) -> Tensor:
-    """(M, V) logits -> (M, V) float32 log-probabilities, banned tokens at -inf (after normalisation)."""
-    logp = F.log_softmax(logits.float(), dim=-1)
+    """(M, V) logits -> (M, V) float32 log-probabilities over the allowed tokens (banned ones at -inf)."""
+    logits = logits.float()
     if banned_token_ids:
-        logp[:, list(banned_token_ids)] = float("-inf")
-    return logp
+        logits = logits.clone()
+        logits[:, list(banned_token_ids)] = float("-inf")
+    return F.log_softmax(logits, dim=-1)
 
 
 def _strip_end(ids: list[int], eos_token_id: int) -> list[int]:

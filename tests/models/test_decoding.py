@@ -153,3 +153,19 @@ def test_caption_generate_returns_ids_and_strings(beam_size: int) -> None:
 def test_caption_generate_refuses_lengths_past_the_caption_segment() -> None:
     with pytest.raises(ValueError, match="max_length"):
         toy.model("caption").generate(toy.batch(mask_type="seq2seq"), max_length=10)
+
+
+def test_a_caption_model_learns_two_captions_and_decodes_them_back() -> None:
+    """End to end: prefix-LM training on two images, then greedy and beam decoding give each image its caption."""
+    model = toy.model("caption").train()
+    texts = ["a red cube left of a blue sphere", "two green cylinders on a table"]
+    batch = toy.batch(texts=texts, tags=[["cube"], ["table"]], num_regions=[3, 2], mask_type="seq2seq")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(80):
+        loss = model.forward_loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1
+    assert model.generate(batch, max_length=9, tokenizer=toy.tokenizer()).texts == texts
+    assert model.generate(batch, beam_size=3, max_length=9, tokenizer=toy.tokenizer()).texts == texts

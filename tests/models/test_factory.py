@@ -18,6 +18,7 @@ from vlkd_cli.models import (
     VQAModel,
     create_vl_model,
     encoder_config_of,
+    is_model_config,
     load_matching_weights,
     model_from_config,
     soft_target_tensor,
@@ -84,7 +85,9 @@ def test_rebuilt_from_config_and_weights_gives_identical_outputs(task: str, arch
     batch = _batch_for(model)
     prepared, targets = model.prepare(batch, TARGETS[task], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert torch.equal(model.forward_loss(prepared, targets)["loss"], rebuilt.forward_loss(prepared, targets)["loss"])
+        assert torch.equal(
+            model.forward_loss(prepared, targets)["loss"], rebuilt.forward_loss(prepared, targets)["loss"]
+        )
     if task == "caption":
         assert model.generate(batch, max_length=5).token_ids == rebuilt.generate(batch, max_length=5).token_ids
 
@@ -95,6 +98,7 @@ def test_config_is_self_contained_json() -> None:
     assert config["encoder"]["hidden_size"] == 64 and config["encoder"]["vocab_size"] == len(toy.tokenizer())
     assert config["layout"] == toy.LAYOUT and config["special_token_ids"]["cls"] == 2
     assert json.loads(json.dumps(config)) == config
+    assert is_model_config(config) and not is_model_config(config["encoder"])
 
 
 def test_usage_errors() -> None:
@@ -110,7 +114,7 @@ def test_usage_errors() -> None:
         create_vl_model(task="caption", preset="tiny", region_feature_dim=8)
     with pytest.raises(UsageError, match="num_answers"):
         create_vl_model(task="vqa", preset="tiny", **base)
-    with pytest.raises(UsageError, match="positions"):
+    with pytest.raises(UsageError, match="exceeds the encoder"):
         create_vl_model(task="caption", preset="tiny", max_text_len=500, max_tag_len=30, **base)
     with pytest.raises(UsageError, match="unknown model preset"):
         create_vl_model(task="caption", preset="huge", **base)

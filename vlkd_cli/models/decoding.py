@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 StepFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -44,7 +48,7 @@ def sequence_score(sum_logprob: Tensor | float, length: int, length_penalty: flo
     return sum_logprob / float(length) ** length_penalty
 
 
-def decode_texts(tokenizer, token_ids: Sequence[Sequence[int]]) -> list[str]:
+def decode_texts(tokenizer: PreTrainedTokenizerFast, token_ids: Sequence[Sequence[int]]) -> list[str]:
     """Strings of generated ids (special tokens skipped, WordPiece pieces joined)."""
     return [tokenizer.decode(list(ids), skip_special_tokens=True).strip() for ids in token_ids]
 

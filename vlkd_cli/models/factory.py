@@ -17,11 +17,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from transformers import BertConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.models.dual_encoder import DualEncoder
@@ -47,6 +50,11 @@ def list_tasks() -> list[str]:
     return list(TASKS)
 
 
+def is_model_config(config: Mapping[str, Any]) -> bool:
+    """Whether a parsed `config.json` is a vlkd model config (else e.g. an HF model directory's config)."""
+    return "config_version" in config and "task" in config and "layout" in config
+
+
 def _check_task(task: str, arch: str) -> None:
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
@@ -57,8 +65,12 @@ def _check_task(task: str, arch: str) -> None:
 
 
 def _encoder_source(
-    preset: str | None, hf_dir: Path | None, encoder_config: Mapping[str, Any] | None, tokenizer, overrides
-) -> tuple[dict[str, Any], str, Any]:
+    preset: str | None,
+    hf_dir: Path | None,
+    encoder_config: Mapping[str, Any] | None,
+    tokenizer: PreTrainedTokenizerFast | None,
+    overrides: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], str, PreTrainedTokenizerFast]:
     """(encoder config dict, provenance string, tokenizer) from exactly one source."""
     if sum(x is not None for x in (preset, hf_dir, encoder_config)) != 1:
         raise UsageError("give exactly one of a preset, an HF model directory or an encoder config")
@@ -80,8 +92,9 @@ def _encoder_source(
 def _layout(max_text_len: int, max_tag_len: int, max_regions: int, encoder: Mapping[str, Any]) -> dict[str, int]:
     if max_text_len < 2 or max_tag_len < 0 or max_regions < 0:
         raise UsageError("need max_text_len >= 2, max_tag_len >= 0 and max_regions >= 0")
-    if max_text_len + max_tag_len > encoder.get("max_position_embeddings", 512):
-        raise UsageError(f"max_text_len + max_tag_len exceeds the encoder's {encoder['max_position_embeddings']} positions")
+    positions = int(encoder.get("max_position_embeddings", 512))
+    if max_text_len + max_tag_len > positions:
+        raise UsageError(f"max_text_len + max_tag_len = {max_text_len + max_tag_len} exceeds the encoder's {positions}")
     return {"max_text_len": max_text_len, "max_tag_len": max_tag_len, "max_regions": max_regions}
 
 
@@ -92,7 +105,7 @@ def create_vl_model(
     preset: str | None = None,
     hf_dir: str | Path | None = None,
     encoder_config: Mapping[str, Any] | None = None,
-    tokenizer=None,
+    tokenizer: PreTrainedTokenizerFast | None = None,
     region_feature_dim: int,
     num_answers: int | None = None,
     answers: Sequence[str] | None = None,
@@ -182,7 +195,9 @@ def model_from_config(config: Mapping[str, Any]) -> TaskModel:
     if missing:
         raise InputError(f"not a vlkd model config: missing {', '.join(missing)}")
     if int(config["config_version"]) > CONFIG_VERSION:
-        raise InputError(f"model config version {config['config_version']} is newer than {CONFIG_VERSION}; upgrade vlkd")
+        raise InputError(
+            f"model config version {config['config_version']} is newer than {CONFIG_VERSION}; upgrade vlkd"
+        )
     try:
         _check_task(config["task"], config["arch"])
     except UsageError as err:

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 MaskType = Literal["full", "seq2seq"]
 MASK_TYPES: tuple[str, ...] = ("full", "seq2seq")
@@ -146,6 +149,13 @@ def build_attention_mask(text_mask: Tensor, region_mask: Tensor, max_text_len: i
     raise ValueError(f"unknown mask type {mask_type!r}; known: {', '.join(MASK_TYPES)}")
 
 
+def _float_tensor(values: Tensor | np.ndarray) -> Tensor:
+    """A float32 CPU tensor copy (safe for read-only memory-mapped arrays and fp16 storage)."""
+    if isinstance(values, Tensor):
+        return values.detach().to("cpu", torch.float32)
+    return torch.tensor(np.asarray(values, dtype=np.float32))
+
+
 def box_geometry(boxes_xyxy: Tensor | np.ndarray, height: float, width: float) -> Tensor:
     """Oscar's 6-d box geometry.
 
@@ -155,7 +165,7 @@ def box_geometry(boxes_xyxy: Tensor | np.ndarray, height: float, width: float) -
     Returns:
         (n, 6) float32: x1/W, y1/H, x2/W, y2/H, (x2-x1)/W, (y2-y1)/H.
     """
-    boxes = torch.as_tensor(boxes_xyxy, dtype=torch.float32).reshape(-1, 4)
+    boxes = _float_tensor(boxes_xyxy).reshape(-1, 4)
     x1, y1, x2, y2 = boxes.unbind(dim=1)
     return torch.stack([x1 / width, y1 / height, x2 / width, y2 / height, (x2 - x1) / width, (y2 - y1) / height], 1)
 
@@ -168,7 +178,11 @@ def _segment(ids: list[int], length: int, *, prefix: list[int], suffix: list[int
 
 
 def _text_part(
-    tokenizer, texts: Sequence[str], tags: Sequence[Sequence[str]] | None, max_text_len: int, max_tag_len: int
+    tokenizer: PreTrainedTokenizerFast,
+    texts: Sequence[str],
+    tags: Sequence[Sequence[str]] | None,
+    max_text_len: int,
+    max_tag_len: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Token ids (B, T), token types (B, T) and valid mask (B, T) of the caption and tag segments."""
     cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
@@ -202,10 +216,12 @@ def _region_part(
     max_regions: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Padded features (B, R, D), geometry (B, R, 6) and mask (B, R); regions past `max_regions` are dropped."""
-    feats = [torch.as_tensor(np.asarray(f) if not isinstance(f, Tensor) else f).float() for f in region_features]
+    feats = [_float_tensor(f) for f in region_features]
     dims = {f.shape[1] for f in feats if f.ndim == 2}
     if len(dims) != 1 or any(f.ndim != 2 for f in feats):
-        raise ValueError(f"region features must be 2-D with one feature dim, got shapes {[tuple(f.shape) for f in feats]}")
+        raise ValueError(
+            f"region features must be 2-D with one feature dim, got shapes {[tuple(f.shape) for f in feats]}"
+        )
     batch, dim = len(feats), dims.pop()
     features = torch.zeros(batch, max_regions, dim)
     geometry = torch.zeros(batch, max_regions, GEOMETRY_DIM)
@@ -220,7 +236,7 @@ def _region_part(
 
 
 def build_batch(
-    tokenizer,
+    tokenizer: PreTrainedTokenizerFast,
     texts: Sequence[str] | None,
     tags: Sequence[Sequence[str]] | None,
     region_features: Sequence[Tensor | np.ndarray],

@@ -17,10 +17,14 @@ order), vqa (B, A), retrieval (B,), pretrain (M, V) MLM logits at the chosen pos
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 from vlkd_cli.models.caption_head import caption_loss, next_token_targets
 from vlkd_cli.models.decoding import DecodeResult, beam_search, decode_texts, greedy_search
@@ -103,7 +107,7 @@ class CaptionModel(CrossTaskModel):
         beam_size: int = 1,
         max_length: int = 20,
         length_penalty: float = 1.0,
-        tokenizer=None,
+        tokenizer: PreTrainedTokenizerFast | None = None,
     ) -> DecodeResult:
         """Caption each row of `batch` (its caption segment is ignored; tags and regions are used).
 
@@ -113,18 +117,18 @@ class CaptionModel(CrossTaskModel):
         if max_length >= batch.max_text_len:
             raise ValueError(f"max_length={max_length} needs max_text_len > {max_length}, have {batch.max_text_len}")
         ids = self.special_token_ids
-        kwargs = dict(
-            bos_token_id=ids["cls"],
-            eos_token_id=ids["sep"],
-            max_length=max_length,
-            length_penalty=length_penalty,
-            banned_token_ids=[ids[k] for k in ("pad", "cls", "mask") if k in ids],
-            device=batch.input_ids.device,
-        )
+        kwargs = {
+            "bos_token_id": ids["cls"],
+            "eos_token_id": ids["sep"],
+            "max_length": max_length,
+            "length_penalty": length_penalty,
+            "banned_token_ids": [ids[k] for k in ("pad", "cls", "mask") if k in ids],
+            "device": batch.input_ids.device,
+        }
+        step = partial(self.next_token_logits, batch)  # (prefix, rows) -> logits
         was_training = self.training
         self.eval()
         try:
-            step = lambda prefix, rows: self.next_token_logits(batch, prefix, rows)  # noqa: E731
             if beam_size == 1:
                 result = greedy_search(step, batch.batch_size, **kwargs)
             else:

@@ -8,12 +8,14 @@ through the encoder layers under the batch's 2-D mask.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 from transformers import BertModel
 
 from vlkd_cli.models.attention import run_layers
-from vlkd_cli.models.encoders import encoder_layers
+from vlkd_cli.models.encoders import build_encoder, encoder_layers, load_hf_encoder, preset_encoder_config
 from vlkd_cli.models.inputs import VLBatch
 from vlkd_cli.models.outputs import VLOutput
 from vlkd_cli.models.region_embedding import RegionEmbedding
@@ -38,6 +40,19 @@ class VLTransformer(nn.Module):
             layer_norm_eps=config.layer_norm_eps,
             initializer_range=config.initializer_range,
         )
+
+    @classmethod
+    def from_preset(
+        cls, name: str, *, vocab_size: int, region_feature_dim: int, pad_token_id: int = 0
+    ) -> VLTransformer:
+        """A randomly initialised transformer of a preset shape (`list_presets()`)."""
+        config = preset_encoder_config(name, vocab_size=vocab_size, pad_token_id=pad_token_id)
+        return cls(build_encoder(config), region_feature_dim=region_feature_dim)
+
+    @classmethod
+    def from_hf_dir(cls, directory: str | Path, *, region_feature_dim: int) -> VLTransformer:
+        """A transformer whose encoder is the pretrained BERT-family model of a local HF directory."""
+        return cls(load_hf_encoder(directory), region_feature_dim=region_feature_dim)
 
     @property
     def hidden_size(self) -> int:

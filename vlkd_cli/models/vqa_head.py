@@ -23,8 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlkd_cli.eval.vqa_accuracy import question_accuracy
-
 
 class VQAHead(nn.Module):
     """[CLS] hidden state -> answer logits.
@@ -96,6 +94,8 @@ def soft_target(answers: Sequence[str], vocab_index: Mapping[str, int]) -> dict[
     Returns:
         {answer index: official accuracy of that answer}; answers outside the vocabulary are dropped.
     """
+    from vlkd_cli.eval.vqa_accuracy import question_accuracy  # local: keeps models/ importable without eval/
+
     return {vocab_index[a]: question_accuracy(a, answers) for a in dict.fromkeys(answers) if a in vocab_index}
 
 

@@ -1,0 +1,128 @@
+"""Validation during training (`--eval-every`): the task's metric on the validation samples.
+
+Each process scores a strided share of the items (no padding, so no duplicates) and the results are gathered
+before the metric is computed, so a distributed evaluation equals the single-process one.
+
+- caption: greedy decoding, CIDEr-D (pycocoevalcap arithmetic, simple lower-case tokenization here; the
+  official PTB tokenization is what `eval-caption` uses);
+- vqa: argmax answer, official VQA accuracy (answers of the demo and of VQA v2 annotations are normalized);
+- retrieval: recall@1/5/10 both ways on the validation images (cross-encoder: every pair; dual: cosine);
+- pretrain: the validation loss (MLM + ITM) with a fixed generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from vlkd_cli.data.vl_datasets import Sample, VLCollator
+from vlkd_cli.eval.cider import cider_d, simple_tokenize
+from vlkd_cli.eval.retrieval import retrieval_recall
+from vlkd_cli.eval.vqa_accuracy import question_accuracy
+from vlkd_cli.train.distributed import all_gather_json, get_rank, get_world_size
+
+METRICS = {"caption": "CIDEr", "vqa": "vqa_accuracy", "retrieval": "r_mean", "pretrain": "neg_loss"}
+
+
+def _mine(items: Sequence) -> list:
+    return list(items)[get_rank() :: get_world_size()]
+
+
+def _batches(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def unique_images(samples: Sequence[Sample]) -> list[tuple[int, int]]:
+    """(image index, image id) of each distinct image, in id order."""
+    return sorted({(s.image_index, s.image_id) for s in samples}, key=lambda item: item[1])
+
+
+def caption_metrics(model, collator: VLCollator, samples: Sequence[Sample], references: dict, *,
+                    batch_size: int, tokenizer, max_length: int = 20, beam_size: int = 1) -> dict[str, float]:  # fmt: skip
+    """CIDEr-D of generated captions on the validation images."""
+    produced = []
+    for chunk in _batches(_mine(unique_images(samples)), batch_size):
+        batch = collator.images_only([index for index, _ in chunk]).to(_device(model))
+        result = model.generate(batch, beam_size=beam_size, max_length=max_length, tokenizer=tokenizer)
+        produced += [[image_id, text] for (_, image_id), text in zip(chunk, result.texts)]
+    captions = {int(i): t for part in all_gather_json(produced) for i, t in part}
+    refs = {i: [simple_tokenize(c) for c in references[i]] for i in captions}
+    score, _ = cider_d(refs, {i: simple_tokenize(t) for i, t in captions.items()})
+    return {"CIDEr": score, "images": float(len(captions))}
+
+
+def vqa_metrics(model, collator: VLCollator, samples: Sequence[Sample], question_ids: Sequence[int],
+                references: dict, answers: list[str], *, batch_size: int) -> dict[str, float]:  # fmt: skip
+    """Official VQA accuracy (percent) of the argmax answers."""
+    pairs = _mine(list(zip(question_ids, samples)))
+    predicted = []
+    for chunk in _batches(pairs, batch_size):
+        batch = collator([sample for _, sample in chunk]).to(_device(model))
+        best = model.vqa_logits(batch.vl).argmax(dim=1).tolist()
+        predicted += [[qid, answers[a]] for (qid, _), a in zip(chunk, best)]
+    scored = [question_accuracy(a, references[q].answers) for part in all_gather_json(predicted) for q, a in part]
+    return {"vqa_accuracy": 100.0 * float(np.mean(scored)), "questions": float(len(scored))}
+
+
+def retrieval_metrics(model, collator: VLCollator, samples: Sequence[Sample], *, batch_size: int,
+                      max_images: int = 100) -> dict[str, float]:  # fmt: skip
+    """Recall on (at most `max_images`) validation images and all their captions, every image × every text."""
+    images = unique_images(samples)[:max_images]
+    keep = {image_id for _, image_id in images}
+    texts = [s for s in samples if s.image_id in keep]
+    if hasattr(model, "encode_batch"):
+        scores = _dual_scores(model, collator, images, texts, batch_size)
+    else:
+        scores = _cross_scores(model, collator, images, texts, batch_size)
+    return retrieval_recall(scores, [s.image_id for s in texts], [i for _, i in images])
+
+
+def _dual_scores(model, collator, images, texts, batch_size) -> np.ndarray:
+    device = _device(model)
+    image_emb, text_emb = [], []
+    for chunk in _batches(images, batch_size):
+        batch = collator.images_only([index for index, _ in chunk]).to(device)
+        image_emb.append(model.encode_image(batch.region_features, batch.region_boxes, batch.region_mask))
+    for chunk in _batches(texts, batch_size):
+        batch = collator(chunk).vl.to(device)
+        text_emb.append(model.encode_text(batch.input_ids, batch.text_mask))
+    return (torch.cat(image_emb) @ torch.cat(text_emb).T).float().cpu().numpy()
+
+
+def _cross_scores(model, collator, images, texts, batch_size) -> np.ndarray:
+    """Every (image, text) pair through the cross-encoder; rows shared out over processes, then gathered."""
+    device = _device(model)
+    rows = _mine(list(range(len(images))))
+    mine = []
+    for row in rows:
+        image_index = images[row][0]
+        scores = []
+        for chunk in _batches(texts, batch_size):
+            paired = [Sample(image_index, images[row][1], s.text) for s in chunk]
+            scores.append(model.itm_scores(collator(paired).vl.to(device)).float().cpu())
+        mine.append([row, torch.cat(scores).tolist()])
+    matrix = np.zeros((len(images), len(texts)))
+    for part in all_gather_json(mine):
+        for row, values in part:
+            matrix[row] = values
+    return matrix
+
+
+def pretrain_metrics(model, collator: VLCollator, samples: Sequence[Sample], *, batch_size: int) -> dict[str, float]:
+    """Negative mean validation loss (MLM + ITM), masks and negatives drawn from a fixed generator."""
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for chunk in _batches(_mine(samples), batch_size):
+        batch = collator(chunk).to(_device(model))
+        prepared, targets = model.prepare(batch.vl, batch.targets, generator=generator)
+        losses.append([float(model.forward_loss(prepared, targets)["loss"]), len(chunk)])
+    gathered = [item for part in all_gather_json(losses) for item in part]
+    total = sum(n for _, n in gathered)
+    return {"neg_loss": -sum(loss * n for loss, n in gathered) / max(total, 1)}

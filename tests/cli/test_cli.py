@@ -45,11 +45,8 @@ def _extract(demo_data, out, *extra):
 
 
 @pytest.fixture(scope="module")
-def regions_from_proposals(demo_data, demo_proposals, tmp_path_factory):
-    out = tmp_path_factory.mktemp("regions") / "regions.safetensors"
-    result = _extract(demo_data, out, "--proposals", demo_proposals)
-    assert result.exit_code == 0, result.output
-    return out
+def regions_from_proposals(demo_regions):
+    return demo_regions
 
 
 def test_extract_regions_from_proposals(regions_from_proposals, demo_data):

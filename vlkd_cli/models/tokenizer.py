@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,31 +23,39 @@ _SPECIAL_ROLES: tuple[str, ...] = ("pad", "unk", "cls", "sep", "mask")
 def train_wordpiece_tokenizer(
     texts: Iterable[str], *, vocab_size: int = 4096, min_frequency: int = 1, extra_tokens: Sequence[str] = ()
 ) -> PreTrainedTokenizerFast:
-    """Train an uncased BERT-style WordPiece tokenizer.
+    """Build an uncased BERT-style WordPiece tokenizer from training text, deterministically.
 
     BertNormalizer (lowercase, clean text, strip accents as BERT uncased), BertPreTokenizer, WordPiece with `##`
     continuation, `[PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4`, and the BERT post-processor
     (`[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]`).
 
+    The vocabulary is: the special tokens, every character seen (alone and as `##` continuation, so no word is
+    ever [UNK]), then whole words by descending count (ties by spelling) while room is left. `tokenizers`'
+    WordPiece trainer is not used: it breaks count ties in hash order, so two runs on the same text give
+    different vocabularies — and a resumed or distributed run needs the very same one.
+
     Args:
         texts: Training texts (captions, questions, tag names...). Consumed once.
-        vocab_size: Upper bound of the vocabulary (a small corpus gives fewer tokens).
-        min_frequency: Minimum count of a merged piece.
-        extra_tokens: Words that must be single tokens (e.g. multi-word tag names); appended after training when
-            not already in the vocabulary, in the given order.
+        vocab_size: Upper bound of the vocabulary (special tokens and characters always fit first).
+        min_frequency: Minimum count of a word.
+        extra_tokens: Words that must be single tokens (e.g. multi-word tag names); appended after the vocabulary
+            when not already in it, in the given order.
 
     Returns:
         A fast tokenizer usable with `save_tokenizer` / `load_tokenizer`.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
-    )
-    backend.train_from_iterator(texts, trainer)
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({c for word in counts for c in word})
+    vocab = list(SPECIAL_TOKENS) + characters + [f"##{c}" for c in characters]
+    ranked = sorted((w for w, n in counts.items() if n >= min_frequency and len(w) > 1), key=lambda w: (-counts[w], w))
+    vocab += ranked[: max(0, vocab_size - len(vocab))]
+    backend = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer, backend.pre_tokenizer = normalizer, pre_tokenizer
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -62,8 +71,8 @@ def train_wordpiece_tokenizer(
         sep_token="[SEP]",
         mask_token="[MASK]",
     )
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in dict.fromkeys(extra_tokens) if t.lower() not in vocab]
+    vocab_index = tokenizer.get_vocab()
+    missing = [t for t in dict.fromkeys(extra_tokens) if t.lower() not in vocab_index]
     if missing:
         tokenizer.add_tokens(missing)
     return tokenizer

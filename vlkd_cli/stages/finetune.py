@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vlkd_cli.artifacts.atomic import write_text_atomic
+from vlkd_cli.artifacts.atomic import atomic_dir, write_text_atomic
 from vlkd_cli.artifacts.io import input_record, save_artifact
 from vlkd_cli.artifacts.model_dir import CONFIG_NAME, WEIGHTS_NAME, load_model_dir
 from vlkd_cli.artifacts.regions import Regions
@@ -34,7 +34,9 @@ from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, tokenizer_fingerprint, train_wordpiece_tokenizer
 from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.task_data import DataConfig, TaskData, load_task_data
-from vlkd_cli.train.loop import TrainConfig, train
+from vlkd_cli.train.checkpoint import CHECKPOINTS
+from vlkd_cli.train.distributed import barrier, init_distributed, is_main
+from vlkd_cli.train.loop import TrainConfig, prepare_out_dir, train
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,20 @@ def _is_model_dir(path: str) -> bool:
     return (Path(path) / CONFIG_NAME).is_file() and (Path(path) / WEIGHTS_NAME).is_file()
 
 
+def run_tokenizer(cfg: FinetuneConfig, regions: Regions, data: TaskData):
+    """A WordPiece tokenizer trained on the training text, once per run: rank 0 trains and saves it in the run
+    directory, the other processes and a resumed run load that copy (training is not bit-reproducible)."""
+    saved = Path(cfg.out) / CHECKPOINTS / "tokenizer"
+    if not (cfg.train.resume and saved.is_dir()):
+        if is_main():
+            tags = [c.get("name", "") for c in regions.categories]
+            tokenizer = train_wordpiece_tokenizer(data.texts + tags, vocab_size=cfg.vocab_size)
+            with atomic_dir(saved) as tmp:
+                save_tokenizer(tokenizer, tmp)
+        barrier()
+    return load_tokenizer(saved)
+
+
 def build_model(cfg: FinetuneConfig, regions: Regions, data: TaskData):
     """(model, tokenizer, source description) from a preset, an HF directory or a vlkd model directory."""
     feature_dim = regions.student_dim if cfg.features == "student" else regions.teacher_dim
@@ -131,8 +147,7 @@ def build_model(cfg: FinetuneConfig, regions: Regions, data: TaskData):
                   max_text_len=cfg.max_text_len, max_tag_len=cfg.max_tag_len, max_regions=cfg.max_regions,
                   label_smoothing=cfg.label_smoothing)  # fmt: skip
     if cfg.model in list_presets():
-        tags = [c.get("name", "") for c in regions.categories]
-        tokenizer = train_wordpiece_tokenizer(data.texts + tags, vocab_size=cfg.vocab_size)
+        tokenizer = run_tokenizer(cfg, regions, data)
         return create_vl_model(preset=cfg.model, tokenizer=tokenizer, **common), tokenizer, f"preset:{cfg.model}"
     path = Path(cfg.model)
     if not path.is_dir():
@@ -212,11 +227,13 @@ def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
     """Train and write the model directory; return the training summary."""
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.device)
+    init_distributed(device)
     regions = Regions(cfg.regions)
     if cfg.adapt:
         check_adaptation_inputs(cfg, regions)
         cfg = replace(cfg, arch=json.loads((Path(cfg.model) / CONFIG_NAME).read_text()).get("arch", "cross"))
     data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
+    prepare_out_dir(cfg.out, cfg.train)  # after every input check: a refused run leaves nothing behind
     model, tokenizer, source = build_model(cfg, regions, data)
     collator = VLCollator(regions, tokenizer, features=cfg.features, batch_kwargs=model.batch_kwargs(),
                           use_tags=cfg.use_tags, num_answers=len(data.answers) if data.answers else None)  # fmt: skip

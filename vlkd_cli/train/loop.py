@@ -88,7 +88,9 @@ def prepare_out_dir(out: Path, cfg: TrainConfig) -> None:
         if not cfg.overwrite:
             raise UsageError("holds checkpoints of another run: pass --resume to continue it or --overwrite", out)
         if is_main():
-            shutil.rmtree(Path(out) / CHECKPOINTS, ignore_errors=True)
+            for stale in existing:
+                shutil.rmtree(stale, ignore_errors=True)
+            shutil.rmtree(Path(out) / CHECKPOINTS / "best", ignore_errors=True)
             (Path(out) / LOG_NAME).unlink(missing_ok=True)
     if is_main():
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,7 @@ def train(task: TrainTask, cfg: TrainConfig, *, out: Path, device: torch.device,
     prepare_out_dir(out, cfg)
     barrier()
     module = task.module.to(device)
-    model = nn.parallel.DistributedDataParallel(module, broadcast_buffers=False) if distributed else module
+    model = nn.parallel.DistributedDataParallel(module, forward_sync_buffers=False) if distributed else module
     optimizer = create_optimizer([module], lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = load_checkpoint(checkpoint_dirs(out)[-1], module, optimizer) if cfg.resume else LoopState()
     dataset = task.train_dataset()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from vlkd_cli.cli.distill import EPILOG as DISTILL_EPILOG
+from vlkd_cli.cli.distill import distill_cmd
 from vlkd_cli.cli.extract_regions import extract_regions_cmd
 from vlkd_cli.cli.finetune import ADAPT_EPILOG, adapt_teacher_cmd, finetune_cmd
 from vlkd_cli.cli.finetune import EPILOG as FINETUNE_EPILOG
@@ -33,6 +35,7 @@ app.command("train-detector", epilog=DETECTOR_EPILOG)(train_detector_cmd)
 app.command("extract-regions", epilog=EXTRACT_EPILOG)(extract_regions_cmd)
 app.command("finetune", epilog=FINETUNE_EPILOG)(finetune_cmd)
 app.command("adapt-teacher", epilog=ADAPT_EPILOG)(adapt_teacher_cmd)
+app.command("distill", epilog=DISTILL_EPILOG)(distill_cmd)
 app.command("inspect", epilog=INSPECT_EPILOG)(inspect_cmd)
 
 

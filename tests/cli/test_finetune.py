@@ -138,3 +138,24 @@ def test_kill_during_finetune_then_resume_is_bit_identical(demo_data, demo_regio
     a = load_file(tmp_path / "whole" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_finetune_under_torchrun_and_bf16(demo_data, demo_regions, tmp_path):
+    """Two CPU processes (gloo) train one model; rank 0 alone writes it. bf16 autocast runs on CPU too."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "VLKD_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               "-m", "vlkd_cli", "finetune", "--task", "caption", "--model", "tiny", "--regions", str(demo_regions),
+               "--annotations", str(demo_data / "karpathy.json"), "--split", "train", "--val-split", "val",
+               "--eval-every", "2", "--max-steps", "2", "--log-every", "1", "--batch-size", "8", "--bf16", "--device", "cpu",
+               "--out", str(tmp_path / "m")]  # fmt: skip
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["vlkd_kind"] == "model"
+    log = [json.loads(line) for line in (tmp_path / "m" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log if "loss" in e] == [1, 2]  # one writer: no line twice

@@ -74,3 +74,19 @@ def test_two_process_ddp_equals_one_process(tmp_path, monkeypatch):
 
     assert evals(ddp) and all(e["val/count"] == 47 for e in evals(ddp))  # no padded duplicates
     assert [e["val/neg_mse"] for e in evals(ddp)] == pytest.approx([e["val/neg_mse"] for e in evals(single)], rel=1e-4)
+
+
+def test_non_finite_loss_stops_the_run_with_exit_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOY_LOSS_SCALE", "nan")
+    with pytest.raises(RunError, match="non-finite loss at step 1"):
+        train(ToyTask(), TrainConfig(max_steps=3, batch_size=8), out=tmp_path, device=torch.device("cpu"),
+              command="toy", run_config={})  # fmt: skip
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_schedule_warms_up_then_decays():
+    factors = [lr_factor(s, total_steps=10, warmup_steps=2, schedule="linear") for s in range(10)]
+    assert factors[:3] == [0.5, 1.0, 1.0] and factors[-1] == pytest.approx(1 / 8)
+    assert lr_factor(6, total_steps=10, warmup_steps=2, schedule="cosine") == pytest.approx(0.5)
+    with pytest.raises(UsageError):
+        lr_factor(0, total_steps=1, warmup_steps=0, schedule="bogus")

@@ -113,8 +113,12 @@ def test_caption_prefix_replaces_only_the_caption_segment() -> None:
 
 
 def test_pair_rows_takes_text_and_regions_from_different_rows() -> None:
-    batch = toy.batch()
+    batch = toy.batch(tags=[["cube"], ["table"], []])
     paired = pair_rows(batch, torch.tensor([0, 2]), torch.tensor([1, 0]))
-    assert torch.equal(paired.input_ids, batch.input_ids[[0, 2]])
+    caption = batch.max_text_len
+    assert torch.equal(paired.input_ids[:, :caption], batch.input_ids[[0, 2], :caption])  # the caption's text
+    # the tags travel with the image: a negative must not be told apart by tags that disagree with its regions
+    assert torch.equal(paired.input_ids[:, caption:], batch.input_ids[[1, 0], caption:])
+    assert torch.equal(paired.text_mask[:, caption:], batch.text_mask[[1, 0], caption:])
     assert torch.equal(paired.region_features, batch.region_features[[1, 0]])
     assert paired.region_mask.tolist() == [[True] * 4, [True] * 3 + [False]]

@@ -315,17 +315,28 @@ def concat_batches(batches: Sequence[VLBatch]) -> VLBatch:
 
 
 def pair_rows(batch: VLBatch, text_rows: Tensor, region_rows: Tensor) -> VLBatch:
-    """A batch whose row i has the text of row `text_rows[i]` and the regions of row `region_rows[i]` ((M,) long).
+    """A batch whose row i has the caption of row `text_rows[i]` and the image of row `region_rows[i]` ((M,) long).
 
-    Used for ITM negatives and cross-encoder scoring of candidate pairs; the attention mask is rebuilt.
+    The image side is the regions AND the object tags (the tags are the image's detector labels): a negative that
+    kept the caption's tags would let a model tell pairs apart by tags vs regions alone, a shortcut that never
+    fires at retrieval time, where tags always come with their image. Used for ITM negatives and cross-encoder
+    scoring of candidate pairs; the attention mask is rebuilt.
     """
     texts = select_rows(batch, text_rows)
-    regions = select_rows(batch, region_rows)
+    images = select_rows(batch, region_rows)
+    caption = batch.max_text_len  # positions [:caption] are the caption segment, the rest the tag segment
+
+    def splice(name: str) -> Tensor:
+        return torch.cat([getattr(texts, name)[:, :caption], getattr(images, name)[:, caption:]], dim=1)
+
     paired = replace(
         texts,
-        region_features=regions.region_features,
-        region_boxes=regions.region_boxes,
-        region_mask=regions.region_mask,
+        input_ids=splice("input_ids"),
+        token_type_ids=splice("token_type_ids"),
+        text_mask=splice("text_mask"),
+        region_features=images.region_features,
+        region_boxes=images.region_boxes,
+        region_mask=images.region_mask,
     )
     return rebuild_mask(paired)
 

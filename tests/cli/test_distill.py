@@ -71,3 +71,9 @@ def test_tokenizer_mismatch_is_refused(caption_teacher, demo_data, demo_regions,
 def test_bad_loss_flags(caption_teacher, demo_data, demo_regions, tmp_path, spec):  # noqa: F811
     result = _distill(demo_data, demo_regions, caption_teacher, tmp_path / "s", "--loss", spec)
     assert result.exit_code == 2 and "--loss" in result.stderr
+
+
+def test_distillvlm_refuses_retrieval(caption_teacher, demo_data, demo_regions, tmp_path):  # noqa: F811
+    result = invoke(["distill", "--teacher", caption_teacher, "--student", "tiny", "--regions", demo_regions,
+                     "--task", "retrieval", "--annotations", demo_data / "karpathy.json", "--out", tmp_path / "s"])  # fmt: skip
+    assert result.exit_code == 2 and "caption, vqa or pretrain" in result.stderr

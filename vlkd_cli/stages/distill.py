@@ -167,6 +167,8 @@ class _StudentView(torch.nn.Module):
 def run(cfg: DistillConfig) -> dict[str, Any]:
     if cfg.method != "distillvlm":
         raise UsageError(f"--method {cfg.method} is not available (distillvlm)")
+    if cfg.task not in ("caption", "vqa", "pretrain"):
+        raise UsageError(f"--method distillvlm distils --task caption, vqa or pretrain, not {cfg.task}")
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.device)
     init_distributed(device)

@@ -47,6 +47,7 @@ def test_caption_model_dir_is_self_contained(caption_teacher, demo_regions):
     regions = Regions(demo_regions)
     assert config["vlkd_kind"] == "model" and config["task"] == "caption"
     assert config["regions_boxes_sha256"] == regions.boxes_sha256
+    assert config["training"]["metric"] == "CIDEr" and config["training"]["best_step"] in (3, 6)
     assert config["features"] == "teacher" and config["feature_backbone"] == TINY_TEACHER_BACKBONE
     assert config["feature_backbone_sha256"] == regions.metadata["vlkd.teacher_backbone_sha256"]
     log = [json.loads(line) for line in (caption_teacher / "log.jsonl").read_text().splitlines()]

@@ -76,7 +76,7 @@ class ToyTask:
         gathered = [e for part in all_gather_json(errors) for e in part]
         return {"neg_mse": -sum(gathered) / len(gathered), "count": float(len(gathered))}
 
-    def save_model(self, out: Path, state_dict, metadata) -> None:
+    def save_model(self, out: Path, state_dict, metadata, summary) -> None:
         save_artifact(out / "model.safetensors", state_dict, metadata)
 
 

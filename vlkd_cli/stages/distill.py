@@ -149,10 +149,11 @@ class DistillTask(FinetuneTask):
     def evaluate(self, module) -> dict[str, float]:
         return super().evaluate(_StudentView(module.student))
 
-    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
+                   summary: dict[str, Any]) -> None:  # fmt: skip
         weights = {k[len("student.") :]: v for k, v in state_dict.items() if k.startswith("student.")}
         config = {**self.module.student.config, **self.lineage, "vlkd_kind": "model",
-                  "vlkd_schema_version": SCHEMA_VERSIONS["model"]}  # fmt: skip
+                  "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
         write_model_dir(out, config, weights, metadata, self.tokenizer)
 
 

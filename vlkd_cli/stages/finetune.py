@@ -103,10 +103,11 @@ class FinetuneTask:
             return validation.retrieval_metrics(model, self.collator, data.val, batch_size=size)
         return validation.pretrain_metrics(model, self.collator, data.val, batch_size=size)
 
-    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
+                   summary: dict[str, Any]) -> None:  # fmt: skip
         weights = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.")}
         config = {**self.module.model.config, **self.lineage, "vlkd_kind": "model",
-                  "vlkd_schema_version": SCHEMA_VERSIONS["model"]}  # fmt: skip
+                  "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
         write_model_dir(out, config, weights, metadata, self.tokenizer)
 
 

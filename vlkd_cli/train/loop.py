@@ -68,7 +68,8 @@ class TrainTask(Protocol):
     def collate(self, items: list[Any]) -> Any: ...
     def after_step(self) -> None: ...
     def evaluate(self, module: nn.Module) -> dict[str, float]: ...
-    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> None: ...
+    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
+                   summary: dict[str, Any]) -> None: ...  # fmt: skip
 
 
 @dataclass
@@ -232,8 +233,10 @@ def _save_final(task, module: nn.Module, state: LoopState, out: Path, command: s
         from vlkd_cli.artifacts.io import load_tensors
 
         state_dict, _ = load_tensors(best, "checkpoint")
-    config = {**config, "final_step": state.step, "best_step": state.best_step, "best_metric": state.best_metric}
-    task.save_model(Path(out), state_dict, build_metadata("model", command=command, config=config))
+    summary = {"final_step": state.step, "best_step": state.best_step, "best_metric": state.best_metric,
+               "metric": task.metric_name if state.best_step is not None else None}  # fmt: skip
+    metadata = build_metadata("model", command=command, config={**config, **summary})
+    task.save_model(Path(out), state_dict, metadata, summary)
     barrier()
 
 

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.train.toy_task import ToyTask
-from vlkd_cli.errors import InputError, RunError, UsageError
+from vlkd_cli.errors import RunError, UsageError
 from vlkd_cli.train.loop import TrainConfig, train
 from vlkd_cli.train.optim import lr_factor
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.errors import InputError
 from vlkd_cli.jsonfile import read_json  # noqa: F401  (re-exported: the data readers' JSON entry point)
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.model_dir import CONFIG_NAME, load_model_dir
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS
-from vlkd_cli.data.vl_datasets import Sample, SampleList, VLCollator
+from vlkd_cli.data.vl_datasets import Sample, VLCollator
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.eval import validation
 from vlkd_cli.losses import map_layers

@@ -37,6 +37,11 @@ def _print(d: dict) -> None:
     console.print(f"{d['path']}  ({d['bytes']:,} bytes)", style="bold")
     console.print(f"  kind {d['kind']}  schema {d['schema_version']}  vlkd {d['vlkd_version']}  "
                   f"command {d['command']}  created {d['created']}")  # fmt: skip
+    directory = d.get("directory_config") or {}
+    summary = {k: directory[k] for k in ("vlkd_kind", "task", "arch", "features", "feature_backbone",
+                                         "adapted_to_boxes_sha256", "training") if k in directory}  # fmt: skip
+    if summary:
+        console.print(f"  config.json: {json.dumps(summary)}")
     for record in d["inputs"]:
         console.print(f"  input [{record.get('kind')}] {record.get('path')}  sha256 {str(record.get('sha256'))[:16]}…")
     for key, value in sorted(d["metadata"].items()):

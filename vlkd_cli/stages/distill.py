@@ -154,6 +154,7 @@ class DistillTask(FinetuneTask):
         weights = {k[len("student.") :]: v for k, v in state_dict.items() if k.startswith("student.")}
         config = {**self.module.student.config, **self.lineage, "vlkd_kind": "model",
                   "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
+        metadata = {**metadata, "vlkd.inputs": json.dumps(self.lineage["inputs"])}
         write_model_dir(out, config, weights, metadata, self.tokenizer)
 
 

@@ -108,6 +108,7 @@ class FinetuneTask:
         weights = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.")}
         config = {**self.module.model.config, **self.lineage, "vlkd_kind": "model",
                   "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
+        metadata = {**metadata, "vlkd.inputs": json.dumps(self.lineage["inputs"])}
         write_model_dir(out, config, weights, metadata, self.tokenizer)
 
 

@@ -50,6 +50,8 @@ def test_caption_model_dir_is_self_contained(caption_teacher, demo_regions):
     assert config["training"]["metric"] == "CIDEr" and config["training"]["best_step"] in (3, 6)
     assert config["features"] == "teacher" and config["feature_backbone"] == TINY_TEACHER_BACKBONE
     assert config["feature_backbone_sha256"] == regions.metadata["vlkd.teacher_backbone_sha256"]
+    shown = invoke(["inspect", caption_teacher])
+    assert shown.exit_code == 0 and '"task": "caption"' in shown.output and "input [regions]" in shown.output
     log = [json.loads(line) for line in (caption_teacher / "log.jsonl").read_text().splitlines()]
     assert any("val/CIDEr" in entry for entry in log) and any("caption_loss" in entry for entry in log)
     # Loads without the run that made it: rebuild from config.json + weights and caption an image.

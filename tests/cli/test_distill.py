@@ -77,3 +77,26 @@ def test_distillvlm_refuses_retrieval(caption_teacher, demo_data, demo_regions, 
     result = invoke(["distill", "--teacher", caption_teacher, "--student", "tiny", "--regions", demo_regions,
                      "--task", "retrieval", "--annotations", demo_data / "karpathy.json", "--out", tmp_path / "s"])  # fmt: skip
     assert result.exit_code == 2 and "caption, vqa or pretrain" in result.stderr
+
+
+@pytest.mark.parametrize("task", ["vqa", "pretrain"])
+def test_distill_vqa_and_pretrain(demo_data, demo_regions, tmp_path, task):
+    """Every DistillVLM task: a teacher on the teacher features of these regions, then a distilled student."""
+    if task == "vqa":
+        data = ["--annotations", demo_data / "annotations.json", "--questions", demo_data / "questions.json",
+                "--split-file", demo_data / "karpathy.json", "--split", "train", "--min-answer-count", 1]  # fmt: skip
+    else:
+        data = ["--annotations", demo_data / "karpathy.json", "--split", "train"]
+    common = [*data, "--max-steps", 2, "--batch-size", 8, "--device", "cpu", "--log-every", 1]
+    teacher = tmp_path / "teacher"
+    result = invoke(["finetune", "--task", task, "--model", "tiny", "--regions", demo_regions, "--features", "teacher",
+                     *common, "--out", teacher])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "student"
+    result = invoke(["distill", "--teacher", teacher, "--student", "tiny", "--regions", demo_regions, "--task", task,
+                     *common, "--queue-size", 32, "--out", out])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(e["logit_kd_loss"] > 0 and e["attention_mse_loss"] >= 0 for e in log if "loss" in e)
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == task and config.get("answers") == json.loads((teacher / "config.json").read_text()).get("answers")

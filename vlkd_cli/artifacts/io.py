@@ -49,7 +49,7 @@ def build_metadata(
 
 
 def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A CPU numpy view of a tensor's bytes with a numpy dtype (bfloat16 is stored as F16 is not: refuse it)."""
+    """A contiguous CPU numpy array of the tensor. bfloat16 has no numpy dtype and is refused (cast to float32)."""
     if tensor.dtype == torch.bfloat16:
         raise TypeError("bfloat16 tensors are not supported in vlkd artifacts; cast to float32")
     return tensor.detach().cpu().contiguous().numpy()

@@ -23,7 +23,7 @@ from torch import nn
 
 from vlkd_cli.artifacts.atomic import atomic_dir, write_text_atomic
 from vlkd_cli.artifacts.io import input_record, save_artifact
-from vlkd_cli.artifacts.model_dir import CONFIG_NAME, WEIGHTS_NAME, load_model_dir
+from vlkd_cli.artifacts.model_dir import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, read_model_config
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS
 from vlkd_cli.data.vl_datasets import SampleList, TrainBatch, VLCollator
@@ -205,11 +205,11 @@ def _data_files(data: DataConfig) -> list[Path]:
     return [f for f in files if f is not None]
 
 
-def check_adaptation_inputs(cfg: FinetuneConfig, regions: Regions) -> None:
+def check_adaptation_inputs(cfg: FinetuneConfig, regions: Regions) -> dict[str, Any]:
     """adapt-teacher needs a vlkd teacher whose features come from the regions' teacher backbone."""
     if not _is_model_dir(cfg.model):
         raise UsageError("--teacher must be a vlkd model directory (from `vlkd finetune`)", cfg.model)
-    config, _, _ = load_model_dir(Path(cfg.model), "model")
+    config = read_model_config(Path(cfg.model), "model")  # the weights are loaded once, by build_model
     if int(config.get("region_feature_dim", -1)) != regions.teacher_dim:
         raise InputError(
             f"teacher takes {config.get('region_feature_dim')}-d region features but the regions' teacher features "
@@ -223,6 +223,7 @@ def check_adaptation_inputs(cfg: FinetuneConfig, regions: Regions) -> None:
             f"(weights {found[:12]}), the teacher was trained on {config.get('feature_backbone')} (weights {wanted[:12]})",
             regions.path,
         )
+    return config
 
 
 def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
@@ -232,8 +233,8 @@ def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
     init_distributed(device)
     regions = Regions(cfg.regions)
     if cfg.adapt:
-        check_adaptation_inputs(cfg, regions)
-        cfg = replace(cfg, arch=json.loads((Path(cfg.model) / CONFIG_NAME).read_text()).get("arch", "cross"))
+        teacher_config = check_adaptation_inputs(cfg, regions)
+        cfg = replace(cfg, arch=teacher_config.get("arch", "cross"))
     data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
     prepare_out_dir(cfg.out, cfg.train)  # after every input check: a refused run leaves nothing behind
     model, tokenizer, source = build_model(cfg, regions, data)

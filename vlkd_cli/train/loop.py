@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from vlkd_cli.artifacts.atomic import write_text_atomic
-from vlkd_cli.artifacts.io import build_metadata, save_artifact
+from vlkd_cli.artifacts.io import build_metadata, load_tensors, save_artifact
 from vlkd_cli.errors import InputError, RunError, UsageError
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.train.checkpoint import CHECKPOINTS, LoopState, checkpoint_dirs, load_checkpoint, save_checkpoint
@@ -230,8 +230,6 @@ def _save_final(task, module: nn.Module, state: LoopState, out: Path, command: s
     state_dict = module.state_dict()
     best = Path(out) / CHECKPOINTS / "best" / "model.safetensors"
     if state.best_step is not None and best.is_file():
-        from vlkd_cli.artifacts.io import load_tensors
-
         state_dict, _ = load_tensors(best, "checkpoint")
     summary = {"final_step": state.step, "best_step": state.best_step, "best_metric": state.best_metric,
                "metric": task.metric_name if state.best_step is not None else None}  # fmt: skip

@@ -33,7 +33,7 @@ from vlkd_cli.data.demo_text import (
 )
 from vlkd_cli.errors import UsageError
 from vlkd_cli.eval.cider import cider_d, simple_tokenize
-from vlkd_cli.eval.vqa_accuracy import question_accuracy, summarize_accuracy
+from vlkd_cli.eval.vqa import question_accuracy, summarize_accuracy
 
 MIN_IMAGES = 10
 MAX_IMAGES = 10_000_000

@@ -20,7 +20,7 @@ import torch
 from vlkd_cli.data.vl_datasets import Sample, VLCollator
 from vlkd_cli.eval.cider import cider_d, simple_tokenize
 from vlkd_cli.eval.retrieval import retrieval_recall
-from vlkd_cli.eval.vqa_accuracy import question_accuracy
+from vlkd_cli.eval.vqa import question_accuracy
 from vlkd_cli.train.distributed import all_gather_json, get_rank, get_world_size
 
 METRICS = {"caption": "CIDEr", "vqa": "vqa_accuracy", "retrieval": "r_mean", "pretrain": "neg_loss"}

@@ -11,7 +11,7 @@ rules): this module compares strings as given.
 
 Soft target of an answer = its official VQA accuracy against the (10) human answers: the mean over the leave-one-out
 subsets of min(1, matches / 3), i.e. 0.3, 0.6, 0.9, 1.0 for 1, 2, 3, >= 4 matches out of 10
-(`vlkd_cli.eval.vqa_accuracy.question_accuracy`, the same code the evaluation uses).
+(`vlkd_cli.eval.vqa.question_accuracy`, the same code the evaluation uses).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def soft_target(answers: Sequence[str], vocab_index: Mapping[str, int]) -> dict[
     Returns:
         {answer index: official accuracy of that answer}; answers outside the vocabulary are dropped.
     """
-    from vlkd_cli.eval.vqa_accuracy import question_accuracy  # local: keeps models/ importable without eval/
+    from vlkd_cli.eval.vqa import question_accuracy  # local: keeps models/ importable without eval/
 
     return {vocab_index[a]: question_accuracy(a, answers) for a in dict.fromkeys(answers) if a in vocab_index}
 

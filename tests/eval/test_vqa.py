@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vlkd_cli.eval.vqa_accuracy import question_accuracy, summarize_accuracy
+from vlkd_cli.eval.vqa import question_accuracy, summarize_accuracy
 
 
 def _official(prediction: str, answers: list[str]) -> float:

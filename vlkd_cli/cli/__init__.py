@@ -10,6 +10,14 @@ import typer
 
 from vlkd_cli.cli.distill import EPILOG as DISTILL_EPILOG
 from vlkd_cli.cli.distill import distill_cmd
+from vlkd_cli.cli.eval import (
+    CAPTION_EPILOG,
+    RETRIEVAL_EPILOG,
+    VQA_EPILOG,
+    eval_caption_cmd,
+    eval_retrieval_cmd,
+    eval_vqa_cmd,
+)
 from vlkd_cli.cli.extract_regions import extract_regions_cmd
 from vlkd_cli.cli.finetune import ADAPT_EPILOG, adapt_teacher_cmd, finetune_cmd
 from vlkd_cli.cli.finetune import EPILOG as FINETUNE_EPILOG
@@ -36,6 +44,9 @@ app.command("extract-regions", epilog=EXTRACT_EPILOG)(extract_regions_cmd)
 app.command("finetune", epilog=FINETUNE_EPILOG)(finetune_cmd)
 app.command("adapt-teacher", epilog=ADAPT_EPILOG)(adapt_teacher_cmd)
 app.command("distill", epilog=DISTILL_EPILOG)(distill_cmd)
+app.command("eval-caption", epilog=CAPTION_EPILOG)(eval_caption_cmd)
+app.command("eval-vqa", epilog=VQA_EPILOG)(eval_vqa_cmd)
+app.command("eval-retrieval", epilog=RETRIEVAL_EPILOG)(eval_retrieval_cmd)
 app.command("inspect", epilog=INSPECT_EPILOG)(inspect_cmd)
 
 

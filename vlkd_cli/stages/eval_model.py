@@ -1,0 +1,89 @@
+"""A trained model directory, ready for inference on a regions artifact (the `--model DIR --regions R` path of
+the eval commands).
+
+The model reads the side of the regions it was trained on (`features`: student or teacher); the feature
+dimension and, when both are recorded, the backbone weights must match (exit 3 otherwise: features of another
+backbone would be silently meaningless to the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlkd_cli.artifacts.io import input_record
+from vlkd_cli.artifacts.model_dir import load_model_dir
+from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.vl_datasets import VLCollator
+from vlkd_cli.errors import InputError
+from vlkd_cli.models.factory import model_from_config
+from vlkd_cli.models.tokenizer import load_tokenizer
+
+
+@dataclass
+class InferenceModel:
+    """A model in eval mode on its device, its tokenizer, config and a collator over the regions."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    config: dict[str, Any]
+    collator: VLCollator
+    device: torch.device
+    record: dict[str, str]  # lineage record of the model directory
+
+    @property
+    def is_dual(self) -> bool:
+        return self.config.get("arch", "cross") == "dual"
+
+
+def check_model_regions(config: dict[str, Any], regions: Regions, path: Path) -> str:
+    """The side of the regions the model reads; exit 3 if its dimension or backbone weights differ."""
+    side = config.get("features", "student")
+    dim = regions.student_dim if side == "student" else regions.teacher_dim
+    if int(config.get("region_feature_dim", -1)) != dim:
+        raise InputError(
+            f"the model takes {config.get('region_feature_dim')}-d {side} features, the regions' {side} features are "
+            f"{dim}-d (extracted with another backbone?)",
+            path,
+        )
+    wanted = config.get("feature_backbone_sha256")
+    found = regions.metadata.get(f"vlkd.{side}_backbone_sha256")
+    if wanted and found and wanted != found:
+        raise InputError(
+            f"the regions' {side} features come from other backbone weights ({found[:12]}) than the model was "
+            f"trained on ({wanted[:12]}, {config.get('feature_backbone')})",
+            regions.path,
+        )
+    return side
+
+
+def load_inference_model(path: Path, regions: Regions, *, tasks: Sequence[str], device: torch.device) -> InferenceModel:
+    """Load a vlkd model directory for one of `tasks` and bind it to `regions`.
+
+    Raises:
+        InputError: Not a model directory of a wanted task, a newer schema, or features it cannot read.
+    """
+    path = Path(path)
+    config, weights, _ = load_model_dir(path, "model")
+    if config.get("task") not in tasks:
+        raise InputError(f"a {config.get('task')} model; this command needs a {' or '.join(tasks)} model", path)
+    side = check_model_regions(config, regions, path)
+    model = model_from_config(config)
+    model.load_state_dict(weights)
+    model.to(device).eval()
+    tokenizer = load_tokenizer(path)
+    answers = config.get("answers")
+    collator = VLCollator(regions, tokenizer, features=side, batch_kwargs=model.batch_kwargs(),
+                          use_tags=bool(config.get("use_tags", True)),
+                          num_answers=len(answers) if answers else None)  # fmt: skip
+    return InferenceModel(model, tokenizer, config, collator, device, input_record(path, "model"))
+
+
+def batched(items: Sequence, size: int) -> Iterator[Sequence]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

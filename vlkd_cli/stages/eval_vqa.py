@@ -1,0 +1,112 @@
+"""`vlkd eval-vqa`: answer VQA questions with a model (or take any model's results file) and score them with the
+official VQA accuracy (GT-Vision-Lab/VQA `vqaEval.py`, the 2021 HEAD or the 2016 version).
+
+The results file covers every question id of `--questions`, in the official format
+`[{"question_id", "answer"}]`; without `--annotations` it is all that is written (for the EvalAI servers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlkd_cli.artifacts.io import input_record
+from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.vl_datasets import vqa_samples
+from vlkd_cli.data.vqa import VqaQuestion, load_vqa_annotations, load_vqa_questions
+from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.progress import progress_bar
+from vlkd_cli.runtime import resolve_device
+from vlkd_cli.stages.eval_model import InferenceModel, batched, load_inference_model
+from vlkd_cli.stages.eval_output import EvalOutput, write_eval_dir
+
+COMMAND = "eval-vqa"
+VERSIONS = ("2021", "2016")
+
+
+@dataclass(frozen=True)
+class EvalVqaConfig:
+    out: Path
+    questions: Path
+    annotations: Path | None = None
+    model: Path | None = None
+    regions: Path | None = None
+    predictions: Path | None = None
+    official_version: str = "2021"
+    batch_size: int = 64
+    device: str = "auto"
+
+
+def check_config(cfg: EvalVqaConfig) -> None:
+    if (cfg.model is None) == (cfg.predictions is None):
+        raise UsageError("give either --model DIR --regions R, or --predictions results.json")
+    if cfg.model is not None and cfg.regions is None:
+        raise UsageError("--model needs --regions (the regions artifact of the questions' images)")
+    if cfg.official_version not in VERSIONS:
+        raise UsageError(f"--official-version must be 2021 or 2016, got {cfg.official_version!r}")
+    if cfg.batch_size < 1:
+        raise UsageError("--batch-size must be positive")
+
+
+def answer_questions(loaded: InferenceModel, questions: dict[int, VqaQuestion], regions: Regions,
+                     batch_size: int) -> dict[int, str]:  # fmt: skip
+    """The argmax answer of the model's vocabulary for every question, batched."""
+    answers = loaded.config.get("answers")
+    if not answers:
+        raise InputError("the VQA model has no answer vocabulary in its config.json", loaded.record["path"])
+    samples = vqa_samples(regions, questions, None, source=str(regions.path))
+    qids = sorted(questions)  # vqa_samples orders by question id
+    predicted: dict[int, str] = {}
+    with progress_bar("answering", len(samples)) as advance, torch.inference_mode():
+        for ids, chunk in zip(batched(qids, batch_size), batched(samples, batch_size)):
+            batch = loaded.collator(chunk).vl.to(loaded.device)
+            best = loaded.model.vqa_logits(batch).argmax(dim=1).tolist()
+            predicted.update((qid, answers[a]) for qid, a in zip(ids, best))
+            advance(len(chunk))
+    return predicted
+
+
+def _model_answers(cfg: EvalVqaConfig, questions: dict[int, VqaQuestion]) -> tuple[dict[int, str], list[dict]]:
+    regions = Regions(cfg.regions)
+    loaded = load_inference_model(cfg.model, regions, tasks=("vqa",), device=resolve_device(cfg.device))
+    inputs = [loaded.record] + [input_record(p, "regions") for p in regions.paths]
+    return answer_questions(loaded, questions, regions, cfg.batch_size), inputs
+
+
+def results_records(answers: dict[int, str]) -> list[dict[str, Any]]:
+    """The official results format, question ids ascending."""
+    return [{"question_id": int(q), "answer": answers[q]} for q in sorted(answers)]
+
+
+def run(cfg: EvalVqaConfig) -> dict[str, Any]:
+    """Answer (or read results), score when annotations are given, write the eval directory."""
+    from vlkd_cli.eval.vqa import vqa_accuracy
+    from vlkd_cli.eval.vqa_results import read_vqa_results
+
+    check_config(cfg)
+    questions = load_vqa_questions(cfg.questions)
+    annotations = load_vqa_annotations(cfg.annotations, questions) if cfg.annotations is not None else None
+    if cfg.predictions is not None:
+        answers = read_vqa_results(cfg.predictions, set(questions))
+        inputs = [input_record(cfg.predictions, "predictions")]
+    else:
+        answers, inputs = _model_answers(cfg, questions)
+    inputs.append(input_record(cfg.questions, "questions"))
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    if annotations is None:
+        write_eval_dir(cfg.out, EvalOutput(results_records(answers), config=config, inputs=inputs), command=COMMAND)
+        return {"questions": len(answers), "metrics": None}
+    inputs.append(input_record(cfg.annotations, "annotations"))
+    result = vqa_accuracy(answers, [asdict(a) for a in annotations.values()], cfg.official_version)
+    metrics = {k: result[k] for k in ("overall", "perQuestionType", "perAnswerType")}
+    qids = sorted(answers)
+    scores = {
+        "question_ids": np.asarray(qids, dtype=np.int64),
+        "accuracy": np.asarray([result["per_question"][q] for q in qids], dtype=np.float64),
+    }
+    write_eval_dir(cfg.out, EvalOutput(results_records(answers), metrics, scores, config, inputs), command=COMMAND)
+    return {"questions": len(qids), "metrics": metrics}

@@ -18,6 +18,7 @@ from vlkd_cli.cli.eval import (
     eval_retrieval_cmd,
     eval_vqa_cmd,
 )
+from vlkd_cli.cli.extract_regions import EPILOG as EXTRACT_EPILOG
 from vlkd_cli.cli.extract_regions import extract_regions_cmd
 from vlkd_cli.cli.finetune import ADAPT_EPILOG, adapt_teacher_cmd, finetune_cmd
 from vlkd_cli.cli.finetune import EPILOG as FINETUNE_EPILOG
@@ -25,7 +26,6 @@ from vlkd_cli.cli.inspect import EPILOG as INSPECT_EPILOG
 from vlkd_cli.cli.inspect import inspect_cmd
 from vlkd_cli.cli.make_demo_data import EPILOG as DEMO_DATA_EPILOG
 from vlkd_cli.cli.make_demo_data import make_demo_data_cmd
-from vlkd_cli.cli.extract_regions import EPILOG as EXTRACT_EPILOG
 from vlkd_cli.cli.train_detector import EPILOG as DETECTOR_EPILOG
 from vlkd_cli.cli.train_detector import train_detector_cmd
 

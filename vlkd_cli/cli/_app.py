@@ -54,7 +54,7 @@ def command_errors(func: F) -> F:
                 raise
             where = f"{err.filename}: " if getattr(err, "filename", None) else ""
             raise fail(f"{where}{err.strerror or err}", 1) from None
-        except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
+        except Exception as err:
             if debug:
                 raise
             raise fail(f"internal error: {type(err).__name__}: {err} (set VLKD_DEBUG=1 for the traceback)", 1) from None

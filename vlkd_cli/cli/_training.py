@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 Annotations = Annotated[Path, typer.Option(help="COCO captions or Karpathy JSON (VQA v2 annotations for --task vqa).", exists=True, dir_okay=False)]
-Questions = Annotated[Optional[Path], typer.Option(help="VQA v2 questions JSON (--task vqa).", exists=True, dir_okay=False)]
-Split = Annotated[Optional[str], typer.Option(help="Karpathy split of the training images (train = train + restval).")]
-SplitFile = Annotated[Optional[Path], typer.Option(help="Karpathy JSON defining --split/--val-split (default: --annotations).", exists=True, dir_okay=False)]
-ValSplit = Annotated[Optional[str], typer.Option(help="Karpathy split used for --eval-every (e.g. val).")]
-ValAnnotations = Annotated[Optional[Path], typer.Option(help="Validation annotations (instead of --val-split).", exists=True, dir_okay=False)]
-ValQuestions = Annotated[Optional[Path], typer.Option(help="Validation VQA questions.", exists=True, dir_okay=False)]
+Questions = Annotated[Path | None, typer.Option(help="VQA v2 questions JSON (--task vqa).", exists=True, dir_okay=False)]
+Split = Annotated[str | None, typer.Option(help="Karpathy split of the training images (train = train + restval).")]
+SplitFile = Annotated[Path | None, typer.Option(help="Karpathy JSON defining --split/--val-split (default: --annotations).", exists=True, dir_okay=False)]
+ValSplit = Annotated[str | None, typer.Option(help="Karpathy split used for --eval-every (e.g. val).")]
+ValAnnotations = Annotated[Path | None, typer.Option(help="Validation annotations (instead of --val-split).", exists=True, dir_okay=False)]
+ValQuestions = Annotated[Path | None, typer.Option(help="Validation VQA questions.", exists=True, dir_okay=False)]
 MinAnswerCount = Annotated[int, typer.Option(help="VQA answer vocabulary: answers seen at least this often (VQA v2 standard: 9).")]
-AnswerVocab = Annotated[Optional[Path], typer.Option(help="VQA answer vocabulary as a JSON list (instead of --min-answer-count).", exists=True, dir_okay=False)]
+AnswerVocab = Annotated[Path | None, typer.Option(help="VQA answer vocabulary as a JSON list (instead of --min-answer-count).", exists=True, dir_okay=False)]
 Epochs = Annotated[int, typer.Option(help="Passes over the training samples.")]
-MaxSteps = Annotated[Optional[int], typer.Option(help="Optimizer steps (wins over --epochs).")]
+MaxSteps = Annotated[int | None, typer.Option(help="Optimizer steps (wins over --epochs).")]
 BatchSize = Annotated[int, typer.Option(help="Global batch size (split over torchrun processes).")]
 GradAccum = Annotated[int, typer.Option(help="Micro-batches per optimizer step.")]
 Lr = Annotated[float, typer.Option(help="Peak learning rate (AdamW).")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,13 +28,13 @@ def distill_cmd(
     annotations: T.Annotations,
     out: OutDir,
     method: Annotated[str, typer.Option(help="distillvlm.")] = "distillvlm",
-    loss: Annotated[Optional[list[str]], typer.Option(help="NAME=WEIGHT, repeatable: task, attention_mse, token_nce, logit_kd (default task=1 attention_mse=10 token_nce=0.5 logit_kd=1).")] = None,
+    loss: Annotated[list[str] | None, typer.Option(help="NAME=WEIGHT, repeatable: task, attention_mse, token_nce, logit_kd (default task=1 attention_mse=10 token_nce=0.5 logit_kd=1).")] = None,
     layers: Annotated[str, typer.Option(help="Distilled student layers: all, last or i,j,... (uniform map onto the teacher's).")] = "all",
     temperature: Annotated[float, typer.Option(help="Logit KD temperature.")] = 2.0,
     nce_temperature: Annotated[float, typer.Option(help="Token NCE temperature τ.")] = 0.07,
     queue_size: Annotated[int, typer.Option(help="Teacher keys in the NCE queue.")] = 4096,
     nce_max_tokens: Annotated[int, typer.Option(help="Tokens per step in the NCE loss (random subset).")] = 256,
-    teacher_regions: Annotated[Optional[Path], typer.Option(help="Ablation: the teacher reads its OWN regions (needs --allow-misaligned).")] = None,
+    teacher_regions: Annotated[Path | None, typer.Option(help="Ablation: the teacher reads its OWN regions (needs --allow-misaligned).")] = None,
     allow_misaligned: Annotated[bool, typer.Option(help="Confirm the no-adaptation ablation (tokens matched by position).")] = False,
     questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
     val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,22 +22,22 @@ def extract_regions_cmd(
     images: Annotated[Path, typer.Option(help="Images root.", exists=True, file_okay=False)],
     out: OutFile,
     teacher_backbone: Annotated[str, typer.Option(help="timm name of the teacher backbone.")],
-    student_backbone: Annotated[Optional[str], typer.Option(help="timm name of the student backbone (default: the detector's).")] = None,
-    annotations: Annotated[Optional[Path], typer.Option(help="COCO / Karpathy / VQA questions JSON: image ids and files.", exists=True, dir_okay=False)] = None,
-    split: Annotated[Optional[str], typer.Option(help="Karpathy split (train = train + restval).")] = None,
-    detector: Annotated[Optional[Path], typer.Option(help="A detector directory from `vlkd train-detector`.", exists=True, file_okay=False)] = None,
-    proposals: Annotated[Optional[Path], typer.Option(help="Any detector's COCO results JSON instead of --detector.", exists=True, dir_okay=False)] = None,
-    student_backbone_weights: Annotated[Optional[Path], typer.Option(help="Student backbone weights (.safetensors or state dict).", exists=True, dir_okay=False)] = None,
-    teacher_backbone_weights: Annotated[Optional[Path], typer.Option(help="Teacher backbone weights (.safetensors or state dict).", exists=True, dir_okay=False)] = None,
+    student_backbone: Annotated[str | None, typer.Option(help="timm name of the student backbone (default: the detector's).")] = None,
+    annotations: Annotated[Path | None, typer.Option(help="COCO / Karpathy / VQA questions JSON: image ids and files.", exists=True, dir_okay=False)] = None,
+    split: Annotated[str | None, typer.Option(help="Karpathy split (train = train + restval).")] = None,
+    detector: Annotated[Path | None, typer.Option(help="A detector directory from `vlkd train-detector`.", exists=True, file_okay=False)] = None,
+    proposals: Annotated[Path | None, typer.Option(help="Any detector's COCO results JSON instead of --detector.", exists=True, dir_okay=False)] = None,
+    student_backbone_weights: Annotated[Path | None, typer.Option(help="Student backbone weights (.safetensors or state dict).", exists=True, dir_okay=False)] = None,
+    teacher_backbone_weights: Annotated[Path | None, typer.Option(help="Teacher backbone weights (.safetensors or state dict).", exists=True, dir_okay=False)] = None,
     pretrained: Annotated[bool, typer.Option(help="Real ImageNet weights from the `pretrained` extra for both backbones.")] = False,
-    image_size: Annotated[Optional[int], typer.Option(help="Longest image side fed to the backbones (default: the detector's, else 448).")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Longest image side fed to the backbones (default: the detector's, else 448).")] = None,
     max_regions: Annotated[int, typer.Option(help="Regions kept per image (top scores after NMS).")] = 50,
     score_threshold: Annotated[float, typer.Option(help="Minimum proposal score.")] = 0.2,
     nms_iou: Annotated[float, typer.Option(help="IoU threshold of the class-aware NMS.")] = 0.5,
     roi_size: Annotated[int, typer.Option(help="RoIAlign grid side before pooling.")] = 4,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     feature_dtype: Annotated[str, typer.Option(help="float16 (half the disk) or float32.")] = "float16",
-    shard: Annotated[Optional[str], typer.Option(help="K/N: write shard K (0-based) of N beside --out.")] = None,
+    shard: Annotated[str | None, typer.Option(help="K/N: write shard K (0-based) of N beside --out.")] = None,
     skip_bad_images: Annotated[bool, typer.Option(help="Skip and count unreadable images instead of failing.")] = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,

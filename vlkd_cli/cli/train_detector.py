@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,12 +23,12 @@ def train_detector_cmd(
     instances: Annotated[Path, typer.Option(help="COCO instances JSON (boxes + categories).", exists=True, dir_okay=False)],
     backbone: Annotated[str, typer.Option(help="timm name of the detector's (student) backbone.")],
     out: OutDir,
-    backbone_weights: Annotated[Optional[Path], typer.Option(help="Backbone weights (.safetensors or state dict).", exists=True, dir_okay=False)] = None,
+    backbone_weights: Annotated[Path | None, typer.Option(help="Backbone weights (.safetensors or state dict).", exists=True, dir_okay=False)] = None,
     pretrained: Annotated[bool, typer.Option(help="Real ImageNet backbone weights from the `pretrained` extra.")] = False,
     val_fraction: Annotated[float, typer.Option(help="Share of images held out for box AP (COCOeval).")] = 0.1,
     image_size: Annotated[int, typer.Option(help="Longest image side in training and detection.")] = 512,
     epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 30,
-    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (wins over --epochs).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (wins over --epochs).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up + cosine).")] = 2e-3,
     device: DeviceOpt = "auto",

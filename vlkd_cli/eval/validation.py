@@ -92,7 +92,7 @@ def _dual_scores(model, collator, images, texts, batch_size) -> np.ndarray:
         image_emb.append(model.encode_image(batch.region_features, batch.region_boxes, batch.region_mask))
     for chunk in _batches(texts, batch_size):
         batch = collator(chunk).vl.to(device)
-        text_emb.append(model.encode_text(batch.input_ids, batch.text_mask))
+        text_emb.append(model.encode_text(batch.caption_ids, batch.caption_mask))
     return (torch.cat(image_emb) @ torch.cat(text_emb).T).float().cpu().numpy()
 
 

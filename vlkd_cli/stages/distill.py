@@ -30,6 +30,7 @@ from vlkd_cli.models.factory import create_vl_model, model_from_config
 from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.tokenizer import load_tokenizer, tokenizer_fingerprint
 from vlkd_cli.runtime import resolve_device, seed_everything
+from vlkd_cli.stages.dcd_module import DCD_TERMS, DEFAULT_DCD_WEIGHTS
 from vlkd_cli.stages.distill_module import DISTILL_TERMS, DistillBatch, DistillModule
 from vlkd_cli.stages.finetune import FinetuneTask, write_model_dir
 from vlkd_cli.stages.task_data import DataConfig, load_task_data
@@ -57,20 +58,28 @@ class DistillConfig:
     nce_max_tokens: int = 256
     teacher_regions: Path | None = None
     allow_misaligned: bool = False
+    arch: str = "cross"  # a preset student's architecture (dual: DCD retrieval only)
+    dcd_pool: int = 16
+    dcd_k: int = 8
+    dcd_alpha: float = 0.2
+    dcd_temperature: float = 1.0
+    dcd_released: bool = False
     use_tags: bool = True
     eval_batch_size: int = 64
     device: str = "auto"
 
 
-def parse_loss_weights(specs: list[str] | None) -> dict[str, float]:
-    """`--loss NAME=WEIGHT` (repeatable) → weights; unspecified terms are 0 once any is given."""
+def parse_loss_weights(specs: list[str] | None, method: str = "distillvlm") -> dict[str, float]:
+    """`--loss NAME=WEIGHT` (repeatable) → the method's weights; unspecified terms are 0 once any is given."""
+    terms, defaults = (DCD_TERMS, DEFAULT_DCD_WEIGHTS) if method == "dcd" else (DISTILL_TERMS, DEFAULT_WEIGHTS)
     if not specs:
-        return dict(DEFAULT_WEIGHTS)
-    weights = {name: 0.0 for name in DISTILL_TERMS}
+        return dict(defaults)
+    weights = {name: 0.0 for name in terms}
     for spec in specs:
         name, sep, value = spec.partition("=")
-        if not sep or name.strip() not in DISTILL_TERMS:
-            raise UsageError(f"--loss takes NAME=WEIGHT with NAME one of {', '.join(DISTILL_TERMS)}, got {spec!r}")
+        if not sep or name.strip() not in terms:
+            raise UsageError(f"--loss takes NAME=WEIGHT with NAME one of {', '.join(terms)} for --method {method}, "
+                             f"got {spec!r}")  # fmt: skip
         try:
             weights[name.strip()] = float(value)
         except ValueError:
@@ -105,9 +114,9 @@ def check_alignment(cfg: DistillConfig, teacher_config: dict, regions: Regions) 
 def build_student(cfg: DistillConfig, teacher_config: dict, teacher_tokenizer, regions: Regions):
     """A preset student takes the teacher's tokenizer and layout; a directory must already share them."""
     layout = teacher_config["layout"]
-    common = dict(task=cfg.task, region_feature_dim=regions.student_dim, answers=teacher_config.get("answers"),
-                  max_text_len=layout["max_text_len"], max_tag_len=layout["max_tag_len"],
-                  max_regions=layout["max_regions"])  # fmt: skip
+    common = {"task": cfg.task, "arch": cfg.arch, "region_feature_dim": regions.student_dim, "answers": teacher_config.get("answers"),
+                  "max_text_len": layout["max_text_len"], "max_tag_len": layout["max_tag_len"],
+                  "max_regions": layout["max_regions"]}  # fmt: skip
     if cfg.student in list_presets():
         return create_vl_model(preset=cfg.student, tokenizer=teacher_tokenizer, **common), teacher_tokenizer
     path = Path(cfg.student)
@@ -119,9 +128,10 @@ def build_student(cfg: DistillConfig, teacher_config: dict, teacher_tokenizer, r
     config_path = path / CONFIG_NAME
     if config_path.is_file() and "vlkd_kind" in json.loads(config_path.read_text()):
         config, weights, _ = load_model_dir(path, "model")
-        if config.get("layout") != layout or config.get("task") != cfg.task:
-            raise InputError(f"student layout/task {config.get('layout')}/{config.get('task')} differ from the "
-                             f"teacher's {layout}/{cfg.task}", path)  # fmt: skip
+        if config.get("layout") != layout or config.get("task") != cfg.task or config.get("arch", "cross") != cfg.arch:
+            raise InputError(f"student layout/task/arch {config.get('layout')}/{config.get('task')}/"
+                             f"{config.get('arch', 'cross')} differ from the teacher's {layout}/{cfg.task}/{cfg.arch}",
+                             path)  # fmt: skip
         model = model_from_config(config)
         model.load_state_dict(weights)
         return model, tokenizer
@@ -167,8 +177,14 @@ class _StudentView(torch.nn.Module):
 
 
 def run(cfg: DistillConfig) -> dict[str, Any]:
+    if cfg.method == "dcd":
+        from vlkd_cli.stages.dcd import run_dcd
+
+        return run_dcd(cfg)
     if cfg.method != "distillvlm":
-        raise UsageError(f"--method {cfg.method} is not available (distillvlm)")
+        raise UsageError(f"--method must be distillvlm or dcd, got {cfg.method!r}")
+    if cfg.arch != "cross":
+        raise UsageError("--arch dual is for --method dcd (retrieval); DistillVLM distils cross-encoders")
     if cfg.task not in ("caption", "vqa", "pretrain"):
         raise UsageError(f"--method distillvlm distils --task caption, vqa or pretrain, not {cfg.task}")
     seed_everything(cfg.train.seed)
@@ -193,11 +209,14 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
                            temperature=cfg.temperature, nce_temperature=cfg.nce_temperature,
                            queue_size=cfg.queue_size, nce_max_tokens=cfg.nce_max_tokens,
                            aligned=cfg.teacher_regions is None)  # fmt: skip
-    kwargs = dict(batch_kwargs=student.batch_kwargs(), use_tags=cfg.use_tags,
-                  num_answers=len(data.answers) if data.answers else None)  # fmt: skip
+    kwargs = {"batch_kwargs": student.batch_kwargs(), "use_tags": cfg.use_tags,
+                  "num_answers": len(data.answers) if data.answers else None}  # fmt: skip
     student_collator = VLCollator(regions, tokenizer, features="student", **kwargs)
     teacher_collator = VLCollator(teacher_regions or regions, tokenizer, features="teacher", **kwargs)
-    lineage = _lineage(cfg, regions, teacher_config, pairs)
+    distillation = {"method": cfg.method, "losses": cfg.losses, "layer_pairs": pairs, "temperature": cfg.temperature,
+                    "nce_temperature": cfg.nce_temperature, "queue_size": cfg.queue_size,
+                    "aligned": cfg.teacher_regions is None}  # fmt: skip
+    lineage = distill_lineage(cfg, regions, distillation)
     task = DistillTask(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
     run_config = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "train"}, default=str))
     result = train(task, cfg.train, out=cfg.out, device=device, command="distill", run_config=run_config)
@@ -206,7 +225,8 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
             "layer_pairs": pairs}  # fmt: skip
 
 
-def _lineage(cfg: DistillConfig, regions: Regions, teacher_config: dict, pairs) -> dict[str, Any]:
+def distill_lineage(cfg: DistillConfig, regions: Regions, distillation: dict[str, Any]) -> dict[str, Any]:
+    """The student's config.json lineage: its features, the teacher it was distilled from, and how."""
     return {
         "features": "student",
         "feature_backbone": regions.metadata.get("vlkd.student_backbone"),
@@ -215,9 +235,7 @@ def _lineage(cfg: DistillConfig, regions: Regions, teacher_config: dict, pairs) 
         "initialized_from": f"preset:{cfg.student}" if cfg.student in list_presets() else str(cfg.student),
         "use_tags": cfg.use_tags,
         "distilled_from": input_record(cfg.teacher, "model"),
-        "distillation": {"method": cfg.method, "losses": cfg.losses, "layer_pairs": pairs, "temperature":
-                         cfg.temperature, "nce_temperature": cfg.nce_temperature, "queue_size": cfg.queue_size,
-                         "aligned": cfg.teacher_regions is None},  # fmt: skip
+        "distillation": distillation,
         "inputs": [input_record(p, "regions") for p in regions.paths]
         + [input_record(cfg.data.annotations, "annotations")],
     }

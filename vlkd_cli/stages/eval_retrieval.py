@@ -141,7 +141,7 @@ def dual_embeddings(loaded: InferenceModel, gallery: Gallery, batch_size: int) -
             advance(len(chunk))
         for chunk in batched(gallery.texts, batch_size):
             batch = collator(chunk).vl.to(device)
-            texts.append(model.encode_text(batch.input_ids, batch.text_mask))
+            texts.append(model.encode_text(batch.caption_ids, batch.caption_mask))
             advance(len(chunk))
     as_numpy = lambda parts: torch.cat(parts).float().cpu().numpy().astype(np.float32)
     return as_numpy(images), as_numpy(texts)

@@ -1,0 +1,183 @@
+"""`vlkd distill --method dcd`: hard-negative mining, the frozen teacher, both student architectures, exact
+resume, and the errors for inputs DCD cannot use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import invoke
+from vlkd_cli.stages.dcd import draw_negatives
+from vlkd_cli.stages.dcd_module import DCDModule, hard_candidates
+
+
+@pytest.fixture(scope="module")
+def itm_teacher(demo_data, demo_regions, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dcd") / "teacher"
+    result = invoke(["finetune", "--task", "retrieval", "--model", "tiny", "--regions", demo_regions, "--features",
+                     "teacher", "--annotations", demo_data / "karpathy.json", "--split", "train", "--max-steps", 3,
+                     "--batch-size", 8, "--device", "cpu", "--out", out])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _dcd(demo_data, regions, teacher, out, *extra, arch="cross"):
+    return invoke(["distill", "--method", "dcd", "--task", "retrieval", "--teacher", teacher, "--student", "tiny",
+                   "--arch", arch, "--regions", regions, "--annotations", demo_data / "karpathy.json", "--split",
+                   "train", "--batch-size", 4, "--device", "cpu", "--lr", 1e-3, "--out", out, *extra])  # fmt: skip
+
+
+def test_hard_candidates_put_the_positive_first_then_the_hardest_negatives():
+    teacher = torch.tensor([[0.0, 5.0, -1.0, 7.0, 2.0], [9.0, 1.0, 3.0, 3.0, -2.0]])  # (B=2, P=5), col 0 positive
+    assert hard_candidates(teacher, 3).tolist() == [[0, 3, 1], [0, 2, 3]]  # ties → the lower column first
+    assert hard_candidates(teacher, 5)[:, 0].tolist() == [0, 0]
+
+
+def test_negatives_never_come_from_the_same_image():
+    image_ids = np.array([7, 7, 7, 3, 7, 7, 9, 7])  # most captions belong to image 7
+    np.random.seed(0)
+    picks = np.concatenate([draw_negatives(image_ids, 7, 15) for _ in range(200)])
+    assert set(image_ids[picks].tolist()) == {3, 9}
+    assert set(picks.tolist()) == {3, 6}  # both other-image captions are drawn
+
+
+def _tiny_pair(arch: str):
+    from vlkd_cli.models.factory import create_vl_model
+    from vlkd_cli.models.tokenizer import train_wordpiece_tokenizer
+
+    tokenizer = train_wordpiece_tokenizer(["a red ball on a table", "two dogs in the grass"], vocab_size=64)
+    common = {"task": "retrieval", "region_feature_dim": 8, "max_text_len": 8, "max_tag_len": 0, "max_regions": 3}
+    torch.manual_seed(0)
+    teacher = create_vl_model(preset="tiny", tokenizer=tokenizer, **common)
+    student = create_vl_model(preset="tiny", tokenizer=tokenizer, arch=arch, **common)
+    return tokenizer, teacher, student
+
+
+def _pool_batch(tokenizer, model, b: int, pool: int):
+    from vlkd_cli.models.inputs import build_batch
+
+    g = torch.Generator().manual_seed(1)
+    texts = ["a red ball", "two dogs", "a table", "the grass on a ball", "red dogs"] * (b * pool)
+    feats = [torch.randn(3, 8, generator=g) for _ in range(b)]
+    boxes = [torch.tensor([[0, 0, 4, 4], [1, 1, 3, 3], [2, 0, 4, 2]], dtype=torch.float32)] * b
+    rows = [n // pool for n in range(b * pool)]
+    return build_batch(tokenizer, texts[: b * pool], None, [feats[r] for r in rows], [boxes[r] for r in rows],
+                       [(4, 4)] * (b * pool), **model.batch_kwargs())  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["cross", "dual"])
+def test_the_teacher_stays_bit_identical_and_out_of_the_optimizer(arch):
+    from vlkd_cli.stages.dcd_module import DCDBatch
+
+    tokenizer, teacher, student = _tiny_pair(arch)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    module = DCDModule(student, teacher, weights={"dcd": 1.0}, k=3).train()
+    assert not any(k.startswith("_teacher") or "teacher" in k for k in module.state_dict())
+    pool_vl = _pool_batch(tokenizer, student, b=4, pool=5)
+    batch = DCDBatch(pool_vl, {}, pool_vl, pool_vl, pool_size=5)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        parts = module(batch)
+        parts["loss"].backward()
+        optimizer.step()
+        assert torch.isfinite(parts["loss"]) and set(parts) >= {"dcd_loss", "dcd_kd", "dcd_hard"}
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_student_scores_match_the_chosen_columns():
+    """The student scores row b·P + cols[b, j] of the pool: check against scoring those pairs one by one."""
+    tokenizer, teacher, student = _tiny_pair("cross")
+    module = DCDModule(student.eval(), teacher, weights={"dcd": 1.0}, k=3)
+    pool_vl = _pool_batch(tokenizer, student, b=2, pool=5)
+    cols = torch.tensor([[0, 4, 2], [0, 1, 3]])
+    scores = module.student_scores(pool_vl, cols, 5)
+    from vlkd_cli.models.inputs import select_rows
+
+    for b in range(2):
+        for j in range(3):
+            single = student.itm_scores(select_rows(pool_vl, torch.tensor([b * 5 + int(cols[b, j])])))
+            assert scores[b, j].item() == pytest.approx(single.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["cross", "dual"])
+def test_dcd_end_to_end(demo_data, demo_regions, itm_teacher, tmp_path, arch):
+    teacher_weights = (itm_teacher / "model.safetensors").read_bytes()
+    out = tmp_path / "student"
+    result = _dcd(demo_data, demo_regions, itm_teacher, out, "--max-steps", 3, "--val-split", "val",
+                  "--eval-every", 3, arch=arch)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["metric"] == "r_mean" and summary["arch"] == arch and summary["losses"] == {"dcd": 1.0}
+    config = json.loads((out / "config.json").read_text())
+    assert config["arch"] == arch and config["features"] == "student" and config["task"] == "retrieval"
+    assert config["distillation"]["method"] == "dcd" and config["distillation"]["k"] == 8
+    assert (itm_teacher / "model.safetensors").read_bytes() == teacher_weights
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("dcd_kd" in e and "dcd_hard" in e for e in log) and any("val/r_mean" in e for e in log)
+    weights = load_file(out / "model.safetensors")
+    assert not any("teacher" in k for k in weights)
+    evaluated = invoke(["eval-retrieval", "--model", out, "--regions", demo_regions, "--annotations",
+                        demo_data / "karpathy.json", "--split", "val", "--device", "cpu", "--out", tmp_path / "eval"])  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_dcd_resume_is_exact(demo_data, demo_regions, itm_teacher, tmp_path):
+    """The pools are drawn from numpy's global generator, which checkpoints restore: 2 + 2 steps == 4 steps."""
+    full = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "full", "--max-steps", 4, "--save-every", 2)
+    assert full.exit_code == 0, full.output
+    first = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "part", "--max-steps", 4, "--save-every", 2)
+    assert first.exit_code == 0, first.output
+    import shutil
+
+    shutil.rmtree(tmp_path / "part" / "checkpoints" / "step-00000004")
+    (tmp_path / "part" / "model.safetensors").unlink()
+    resumed = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "part", "--max-steps", 4, "--save-every", 2,
+                   "--resume")  # fmt: skip
+    assert resumed.exit_code == 0, resumed.output
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_dcd_released_mode_runs(demo_data, demo_regions, itm_teacher, tmp_path):
+    result = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "s", "--max-steps", 1, "--dcd-released",
+                  "--loss", "dcd=1", "--loss", "task=0.5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert config["distillation"]["reproduce_released"] is True
+    assert config["distillation"]["losses"] == {"dcd": 1.0, "task": 0.5}
+
+
+@pytest.mark.parametrize(("change", "code", "message"), [
+    (["--task", "caption"], 2, "--method dcd distils --task retrieval"),
+    (["--dcd-k", "20"], 2, "--dcd-k"),
+    (["--loss", "attention_mse=1"], 2, "dcd, task"),
+    ("caption-teacher", 3, "retrieval cross-encoder"),
+])  # fmt: skip
+def test_dcd_refuses(demo_data, demo_regions, itm_teacher, tmp_path, change, code, message):
+    teacher = itm_teacher
+    extra = []
+    if change == "caption-teacher":
+        teacher = tmp_path / "cap"
+        trained = invoke(["finetune", "--task", "caption", "--model", "tiny", "--regions", demo_regions,
+                          "--annotations", demo_data / "karpathy.json", "--max-steps", 1, "--batch-size", 4,
+                          "--device", "cpu", "--out", teacher])  # fmt: skip
+        assert trained.exit_code == 0, trained.output
+    else:
+        extra = change
+    args = ["distill", "--method", "dcd", "--task", "retrieval", "--teacher", teacher, "--student", "tiny",
+            "--regions", demo_regions, "--annotations", demo_data / "karpathy.json", "--max-steps", 1,
+            "--device", "cpu", "--out", tmp_path / "out"]  # fmt: skip
+    if extra[:1] == ["--task"]:
+        args[args.index("--task") + 1] = extra[1]
+        extra = []
+    result = invoke([*args, *extra])
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and not (tmp_path / "out").exists()

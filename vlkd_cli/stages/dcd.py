@@ -1,0 +1,126 @@
+"""`vlkd distill --task retrieval --method dcd`: Dynamic Contrastive Distillation (Rao et al., IEEE TMM 2023).
+
+A frozen cross-encoder teacher (ITM head) scores a pool of captions per image, the hardest negatives go to the
+student with the teacher's scores, and samples are weighted by the teacher's uncertainty (see `dcd_module.py`
+and `vlkd_cli.losses.dcd`). The student is a smaller cross-encoder (`--arch cross`) or a dual encoder
+(`--arch dual`), both reading the student features of `--regions`; the teacher reads teacher features, of the same
+regions or of its own (`--teacher-regions`: DCD pairs whole images and captions, so no token alignment — and no
+teacher adaptation — is needed). Negatives are captions of other images only (pitfall D10).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from vlkd_cli.artifacts.model_dir import load_model_dir
+from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.vl_datasets import Sample, VLCollator
+from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.eval import validation
+from vlkd_cli.models.factory import model_from_config
+from vlkd_cli.models.tokenizer import load_tokenizer
+from vlkd_cli.runtime import resolve_device, seed_everything
+from vlkd_cli.stages.dcd_module import DCDBatch, DCDModule
+from vlkd_cli.stages.distill import DistillConfig, DistillTask, build_student, distill_lineage
+from vlkd_cli.stages.task_data import load_task_data
+from vlkd_cli.train.distributed import init_distributed
+from vlkd_cli.train.loop import prepare_out_dir, train
+
+
+def draw_negatives(image_ids: np.ndarray, own: int, count: int) -> np.ndarray:
+    """`count` indices (uniform, with replacement) of training samples whose image is not `own`.
+
+    Uses numpy's global generator, which the training checkpoints save and restore, so a resumed run draws the
+    same pools. (B·(P−1) draws per batch, redrawing only the rare same-image hits.)
+    """
+    picks = np.random.randint(0, len(image_ids), size=count)
+    same = image_ids[picks] == own
+    while same.any():
+        picks[same] = np.random.randint(0, len(image_ids), size=int(same.sum()))
+        same = image_ids[picks] == own
+    return picks
+
+
+class DCDTask(DistillTask):
+    """Distill's task with DCD batches: each positive pair plus a pool of captions of other images."""
+
+    def __init__(self, cfg: DistillConfig, module: DCDModule, tokenizer, data, student_collator: VLCollator,
+                 teacher_collator: VLCollator, teacher_regions: Regions | None, lineage: dict) -> None:  # fmt: skip
+        super().__init__(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
+        self.pool_size = cfg.dcd_pool
+        self.train_image_ids = np.asarray([s.image_id for s in data.train], dtype=np.int64)
+
+    def collate(self, samples: list[Sample]) -> DCDBatch:
+        positives = self.collator(samples)
+        pool: list[Sample] = []
+        for sample in samples:
+            pool.append(sample)  # column 0: the positive
+            for j in draw_negatives(self.train_image_ids, sample.image_id, self.pool_size - 1):
+                pool.append(Sample(sample.image_index, sample.image_id, self.data.train[j].text))
+        teacher_pool = pool
+        if self.teacher_regions is not None:
+            index = self.teacher_regions.index_of
+            teacher_pool = [Sample(index(s.image_id), s.image_id, s.text) for s in pool]
+        return DCDBatch(positives.vl, positives.targets, self.collator(pool).vl, self.teacher_collator(teacher_pool).vl,
+                        self.pool_size)  # fmt: skip
+
+    def after_step(self) -> None:
+        pass
+
+
+def check_dcd_inputs(cfg: DistillConfig, teacher_config: dict, teacher_regions: Regions) -> None:
+    """A retrieval cross-encoder teacher whose features are the teacher features it will read."""
+    if cfg.task != "retrieval":
+        raise UsageError(f"--method dcd distils --task retrieval, not {cfg.task}")
+    if not 2 <= cfg.dcd_k <= cfg.dcd_pool:
+        raise UsageError(f"need 2 <= --dcd-k <= --dcd-pool, got --dcd-k {cfg.dcd_k} --dcd-pool {cfg.dcd_pool}")
+    if teacher_config.get("task") != "retrieval" or teacher_config.get("arch", "cross") != "cross":
+        raise InputError(f"the DCD teacher must be a retrieval cross-encoder (ITM head), this is a "
+                         f"{teacher_config.get('task')} {teacher_config.get('arch', 'cross')} model", cfg.teacher)  # fmt: skip
+    if int(teacher_config.get("region_feature_dim", -1)) != teacher_regions.teacher_dim:
+        raise InputError(f"the teacher takes {teacher_config.get('region_feature_dim')}-d features, the regions' "
+                         f"teacher features are {teacher_regions.teacher_dim}-d", teacher_regions.path)  # fmt: skip
+    wanted = teacher_config.get("feature_backbone_sha256")
+    found = teacher_regions.metadata.get("vlkd.teacher_backbone_sha256")
+    if wanted and found and wanted != found:
+        raise InputError(f"the regions' teacher features come from other weights ({found[:12]}) than the teacher's "
+                         f"({wanted[:12]})", teacher_regions.path)  # fmt: skip
+
+
+def run_dcd(cfg: DistillConfig) -> dict[str, Any]:
+    """Train a DCD student and write its model directory; return the training summary."""
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.device)
+    init_distributed(device)
+    regions = Regions(cfg.regions)
+    teacher_regions = Regions(cfg.teacher_regions) if cfg.teacher_regions is not None else None
+    teacher_config, teacher_weights, _ = load_model_dir(cfg.teacher, "model")
+    check_dcd_inputs(cfg, teacher_config, teacher_regions or regions)
+    data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
+    if len({s.image_id for s in data.train}) < 2:
+        raise InputError("DCD needs training captions of at least two images (negatives come from other images)",
+                         cfg.data.annotations)  # fmt: skip
+    teacher = model_from_config(teacher_config)
+    teacher.load_state_dict(teacher_weights)
+    prepare_out_dir(cfg.out, cfg.train)
+    student, tokenizer = build_student(cfg, teacher_config, load_tokenizer(cfg.teacher), regions)
+    module = DCDModule(student, teacher.to(device), weights=cfg.losses, k=cfg.dcd_k, alpha=cfg.dcd_alpha,
+                       temperature=cfg.dcd_temperature, reproduce_released=cfg.dcd_released)  # fmt: skip
+    student_collator = VLCollator(regions, tokenizer, features="student", batch_kwargs=student.batch_kwargs(),
+                                  use_tags=cfg.use_tags)  # fmt: skip
+    teacher_collator = VLCollator(teacher_regions or regions, tokenizer, features="teacher",
+                                  batch_kwargs=teacher.batch_kwargs(), use_tags=cfg.use_tags)  # fmt: skip
+    distillation = {"method": "dcd", "losses": cfg.losses, "pool": cfg.dcd_pool, "k": cfg.dcd_k,
+                    "alpha": cfg.dcd_alpha, "temperature": cfg.dcd_temperature,
+                    "reproduce_released": cfg.dcd_released, "teacher_regions": str(cfg.teacher_regions or cfg.regions)}  # fmt: skip
+    lineage = distill_lineage(cfg, regions, distillation)
+    task = DCDTask(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
+    run_config = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "train"}, default=str))
+    result = train(task, cfg.train, out=cfg.out, device=device, command="distill", run_config=run_config)
+    return {"steps": result.steps, "best_metric": result.best_metric, "best_step": result.best_step,
+            "metric": validation.METRICS["retrieval"], "losses": {k: v for k, v in cfg.losses.items() if v},
+            "arch": cfg.arch, "pool": cfg.dcd_pool, "k": cfg.dcd_k}  # fmt: skip

@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 from typing import TypeVar
 
@@ -142,8 +143,9 @@ def ngram_table(sentences: Sequence[Tokens], n: int = 4) -> NGramTable:
     ends = np.cumsum(lengths)
     sent_of_token = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)  # (T,)
     remaining = np.repeat(ends, lengths) - np.arange(total, dtype=np.int64)  # (T,) tokens from here to the end
-    sents, grams, orders = [sent_of_token], [tokens], [np.zeros(total, np.int64)]
-    prev, offset = tokens, vocab_size  # prev: id (within its order) of the (k-1)-gram starting at each token
+    sents, grams = [sent_of_token], [tokens]
+    offsets = [0, vocab_size]  # gram ids of order k are offsets[k - 1] .. offsets[k] - 1
+    prev = tokens  # id (within its order) of the (k-1)-gram starting at each token
     for k in range(2, n + 1):
         starts = np.flatnonzero(remaining >= k)
         combined = prev[starts] * vocab_size + tokens[starts + k - 1]
@@ -151,14 +153,20 @@ def ngram_table(sentences: Sequence[Tokens], n: int = 4) -> NGramTable:
         prev = np.zeros(total, np.int64)
         prev[starts] = local.reshape(-1)
         sents.append(sent_of_token[starts])
-        grams.append(local.reshape(-1) + offset)
-        orders.append(np.full(starts.size, k - 1, np.int64))
-        offset += uniq.size
-    num_grams = max(offset, 1)
-    gram_order = np.concatenate(orders)
-    keys = np.concatenate(sents) * num_grams + np.concatenate(grams)
-    keys, first, tf = np.unique(keys, return_index=True, return_counts=True)
-    return NGramTable(lengths, keys // num_grams, keys % num_grams, gram_order[first], tf, num_grams)
+        grams.append(local.reshape(-1) + offsets[-1])
+        offsets.append(offsets[-1] + uniq.size)
+    num_grams = max(offsets[-1], 1)
+    # One entry per (sentence, gram) with its count: sort the occurrence keys (no stable argsort needed).
+    keys = np.sort(np.concatenate(sents) * num_grams + np.concatenate(grams))
+    if keys.size:
+        first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        tf = np.diff(np.append(first, keys.size))
+        keys = keys[first]
+    else:
+        tf = keys
+    gram = keys % num_grams
+    order = np.searchsorted(np.asarray(offsets[1:], np.int64), gram, side="right")
+    return NGramTable(lengths, keys // num_grams, gram, order, tf, num_grams)
 
 
 @dataclass(frozen=True)
@@ -182,21 +190,37 @@ class CaptionNGrams:
         """I, the number of evaluated images."""
         return int(self.num_refs.size)
 
-    @property
+    @cached_property
     def split(self) -> int:
         """Index of the first hypothesis entry in the table (entries are sorted by sentence)."""
         return int(np.searchsorted(self.table.sent, self.ref_image.size))
 
+    @cached_property
     def ref_entries(self) -> tuple[np.ndarray, ...]:
         """(sentence, image, gram, order, tf) of every reference entry, each (E_r,)."""
         t, cut = self.table, self.split
         sent = t.sent[:cut]
         return sent, self.ref_image[sent], t.gram[:cut], t.order[:cut], t.tf[:cut]
 
+    @cached_property
     def hyp_entries(self) -> tuple[np.ndarray, ...]:
         """(image, gram, order, tf) of every hypothesis entry, each (E_h,), sorted by (image, gram)."""
         t, cut = self.table, self.split
         return t.sent[cut:] - self.ref_image.size, t.gram[cut:], t.order[cut:], t.tf[cut:]
+
+    @cached_property
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs of a reference entry and the hypothesis entry of the same image and n-gram: (ref idx, hyp idx)."""
+        _, r_img, r_gram, _, _ = self.ref_entries
+        h_img, h_gram, _, _ = self.hyp_entries
+        size = self.table.num_grams
+        h_key = h_img * size + h_gram  # sorted
+        if h_key.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        r_key = r_img * size + r_gram
+        pos = np.minimum(np.searchsorted(h_key, r_key), h_key.size - 1)
+        hit = np.flatnonzero(h_key[pos] == r_key)
+        return hit, pos[hit]
 
     @property
     def ref_lengths(self) -> np.ndarray:
@@ -252,7 +276,7 @@ def check_images(refs: Mapping[K, Sequence[object]], hyps: Mapping[K, object], m
 
 def unique_sorted(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (sort-based; numpy 2's hash-based `np.unique` is slower on these int arrays)."""
-    ordered = np.sort(values, kind="stable")
+    ordered = np.sort(values)
     if ordered.size == 0:
         return ordered
     keep = np.empty(ordered.size, dtype=bool)
@@ -268,16 +292,20 @@ def sum_by(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
 
 def _log_df(df: np.ndarray) -> np.ndarray:
     """np.log(max(1.0, df)) per n-gram, one scalar np.log per distinct value (bit-equal to the official calls)."""
-    values = unique_sorted(df)
-    table = np.array([np.log(max(1.0, float(v))) for v in values], dtype=np.float64)
-    return table[np.searchsorted(values, df)]
+    table = np.zeros(int(df.max(initial=0)) + 1)
+    for v in np.flatnonzero(np.bincount(df)).tolist():
+        table[v] = np.log(max(1.0, float(v)))
+    return table[df]
 
 
 def _length_penalty(delta: np.ndarray, sigma: float) -> np.ndarray:
     """e ** (-delta^2 / (2 sigma^2)) per element, as Python floats (one pow per distinct delta)."""
-    values = unique_sorted(delta)
-    table = np.array([math.e ** (-(float(d) ** 2) / (2 * sigma**2)) for d in values], dtype=np.float64)
-    return table[np.searchsorted(values, delta)]
+    low = int(delta.min(initial=0))
+    shifted = delta - low
+    table = np.zeros(int(shifted.max(initial=0)) + 1)
+    for v in np.flatnonzero(np.bincount(shifted)).tolist():
+        table[v] = math.e ** (-(float(v + low) ** 2) / (2 * sigma**2))
+    return table[shifted]
 
 
 def cider_image_scores(grams: CaptionNGrams, sigma: float = 6.0) -> np.ndarray:
@@ -292,20 +320,17 @@ def cider_image_scores(grams: CaptionNGrams, sigma: float = 6.0) -> np.ndarray:
     """
     n, num_images, size = grams.n, grams.num_images, grams.table.num_grams
     num_ref_sents = grams.ref_image.size
-    r_sent, r_img, r_gram, r_order, r_tf = grams.ref_entries()
-    h_img, h_gram, h_order, h_tf = grams.hyp_entries()
+    r_sent, r_img, r_gram, r_order, r_tf = grams.ref_entries
+    h_img, h_gram, h_order, h_tf = grams.hyp_entries
     df = np.bincount(unique_sorted(r_img * size + r_gram) % size, minlength=size)  # (G,)
     idf = np.log(float(num_images)) - _log_df(df)  # (G,) ln N - ln max(1, df)
     r_w = r_tf.astype(np.float64) * idf[r_gram]  # (E_r,)
     h_w = h_tf.astype(np.float64) * idf[h_gram]  # (E_h,)
     r_norm = np.sqrt(sum_by(r_sent * n + r_order, r_w**2, num_ref_sents * n)).reshape(-1, n)  # (R, n)
     h_norm = np.sqrt(sum_by(h_img * n + h_order, h_w**2, num_images * n)).reshape(-1, n)  # (I, n)
-    # Clipped dot products: look every reference n-gram up in the hypothesis of its image.
-    h_key = h_img * size + h_gram  # sorted
-    r_key = r_img * size + r_gram
-    pos = np.minimum(np.searchsorted(h_key, r_key), max(h_key.size - 1, 0))
-    hit = np.flatnonzero(h_key[pos] == r_key) if h_key.size else np.zeros(0, np.int64)
-    prod = np.minimum(h_w[pos[hit]], r_w[hit]) * r_w[hit]
+    # Clipped dot products over the n-grams a reference shares with the hypothesis of its image.
+    hit, hyp_hit = grams.matches
+    prod = np.minimum(h_w[hyp_hit], r_w[hit]) * r_w[hit]
     val = sum_by(r_sent[hit] * n + r_order[hit], prod, num_ref_sents * n).reshape(-1, n)  # (R, n)
     denom = h_norm[grams.ref_image] * r_norm  # (R, n)
     divide = (h_norm[grams.ref_image] != 0) & (r_norm != 0)

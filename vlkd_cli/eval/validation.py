@@ -3,8 +3,8 @@
 Each process scores a strided share of the items (no padding, so no duplicates) and the results are gathered
 before the metric is computed, so a distributed evaluation equals the single-process one.
 
-- caption: greedy decoding, CIDEr-D (pycocoevalcap arithmetic, simple lower-case tokenization here; the
-  official PTB tokenization is what `eval-caption` uses);
+- caption: greedy decoding, CIDEr-D and BLEU-4 exactly as `eval-caption` computes them (PTB tokenization,
+  pycocoevalcap arithmetic), on the validation images;
 - vqa: argmax answer, official VQA accuracy (answers of the demo and of VQA v2 annotations are normalized);
 - retrieval: recall@1/5/10 both ways on the validation images (cross-encoder: every pair; dual: cosine);
 - pretrain: the validation loss (MLM + ITM) with a fixed generator.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vlkd_cli.data.vl_datasets import Sample, VLCollator
-from vlkd_cli.eval.cider import cider_d, simple_tokenize
+from vlkd_cli.eval.caption_metrics import caption_scores
 from vlkd_cli.eval.retrieval import retrieval_recall
 from vlkd_cli.eval.vqa import question_accuracy
 from vlkd_cli.train.distributed import all_gather_json, get_rank, get_world_size
@@ -53,9 +53,8 @@ def caption_metrics(model, collator: VLCollator, samples: Sequence[Sample], refe
         result = model.generate(batch, beam_size=beam_size, max_length=max_length, tokenizer=tokenizer)
         produced += [[image_id, text] for (_, image_id), text in zip(chunk, result.texts)]
     captions = {int(i): t for part in all_gather_json(produced) for i, t in part}
-    refs = {i: [simple_tokenize(c) for c in references[i]] for i in captions}
-    score, _ = cider_d(refs, {i: simple_tokenize(t) for i, t in captions.items()})
-    return {"CIDEr": score, "images": float(len(captions))}
+    metrics = caption_scores({i: references[i] for i in captions}, captions, meteor=False).metrics
+    return {"CIDEr": metrics["CIDEr"], "Bleu_4": metrics["Bleu_4"], "images": float(len(captions))}
 
 
 def vqa_metrics(model, collator: VLCollator, samples: Sequence[Sample], question_ids: Sequence[int],

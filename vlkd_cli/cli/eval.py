@@ -26,9 +26,20 @@ RETRIEVAL_EPILOG = (
     "(two-stage: --rerank-model teacher --rerank-k 16; any tool's matrix: --scores scores.safetensors)"
 )
 
+
+def _file(help_text: str) -> Any:
+    """An optional existing JSON / safetensors file option."""
+    return Annotated[Path | None, typer.Option(help=help_text, exists=True, dir_okay=False)]
+
+
+def _opt(kind: Any, help_text: str) -> Any:
+    return Annotated[kind, typer.Option(help=help_text)]
+
+
 ModelOpt = Annotated[Path | None, typer.Option("--model", help="A vlkd model directory.", exists=True, file_okay=False)]
-RegionsOpt = Annotated[Path | None, typer.Option(help="The regions artifact (or shard-set name) to run the model on.")]
-BatchOpt = Annotated[int, typer.Option(help="Items per forward pass.")]
+RegionsOpt = _opt(Path | None, "The regions artifact (or shard-set name) to run the model on.")
+BatchOpt = _opt(int, "Items per forward pass.")
+WROTE = "wrote {out}/metrics.json, predictions.json, scores.safetensors"
 
 
 def _cell(value: Any) -> str:
@@ -58,44 +69,19 @@ def print_metrics(title: str, metrics: dict[str, Any], reasons: dict[str, str] |
 @command_errors
 def eval_caption_cmd(
     out: OutDir,
-    annotations: Annotated[
-        Path | None,
-        typer.Option(
-            help="Reference captions: COCO captions JSON (images may hold only ids) or a Karpathy split JSON. Without it, only predictions.json is written.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
+    annotations: _file("Reference captions: COCO captions JSON (images may hold only ids) or a Karpathy split JSON. Without it, only predictions.json is written.") = None,
     model: ModelOpt = None,
     regions: RegionsOpt = None,
-    predictions: Annotated[
-        Path | None,
-        typer.Option(
-            help='Any model\'s COCO results file [{"image_id", "caption"}] instead of --model.',
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
-    split: Annotated[
-        str | None, typer.Option(help="Karpathy split to score (default for a Karpathy file: test).")
-    ] = None,
-    beam_size: Annotated[int, typer.Option(help="Beam width (1 = greedy).")] = 1,
-    max_length: Annotated[int, typer.Option(help="Maximum generated tokens.")] = 20,
+    predictions: _file('Any model\'s COCO results file [{"image_id", "caption"}] instead of --model.') = None,
+    split: _opt(str | None, "Karpathy split to score (default for a Karpathy file: test).") = None,
+    beam_size: _opt(int, "Beam width (1 = greedy).") = 1,
+    max_length: _opt(int, "Maximum generated tokens.") = 20,
     batch_size: BatchOpt = 32,
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="python (exact, no Java for BLEU/ROUGE/CIDEr) or pycocoevalcap (the official Java tokenizer and scorers)."
-        ),
-    ] = "python",
-    meteor: Annotated[
-        bool, typer.Option(help="METEOR 1.5 through the official jar (needs Java and pycocoevalcap).")
-    ] = True,
-    spice: Annotated[
-        bool, typer.Option(help="Try SPICE (needs Java and the CoreNLP 3.6.0 models pycocoevalcap downloads).")
-    ] = False,
+    backend: _opt(str, "python (exact, no Java for BLEU/ROUGE/CIDEr) or pycocoevalcap (the official Java tokenizer and scorers).") = "python",
+    meteor: _opt(bool, "METEOR 1.5 through the official jar (needs Java and pycocoevalcap).") = True,
+    spice: _opt(bool, "Try SPICE (needs Java and the CoreNLP 3.6.0 models pycocoevalcap downloads).") = False,
     device: DeviceOpt = "auto",
-) -> None:
+) -> None:  # fmt: skip
     """Score captions with the COCO metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE), equal to pycocoevalcap."""
     from vlkd_cli.stages.eval_caption import EvalCaptionConfig, run
 
@@ -105,40 +91,21 @@ def eval_caption_cmd(
         typer.echo(f"wrote {out}/predictions.json: captions of {summary['images']} images (no references given)")
         return
     print_metrics(f"{summary['images']} images", summary["metrics"], summary["reasons"])
-    typer.echo(f"wrote {out}/metrics.json, predictions.json, scores.safetensors")
+    typer.echo(WROTE.format(out=out))
 
 
 @command_errors
 def eval_vqa_cmd(
     out: OutDir,
     questions: Annotated[Path, typer.Option(help="VQA v2 questions JSON.", exists=True, dir_okay=False)],
-    annotations: Annotated[
-        Path | None,
-        typer.Option(
-            help="VQA v2 annotations JSON. Without it, only predictions.json is written (test-dev / test-std).",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
+    annotations: _file("VQA v2 annotations JSON. Without it, only predictions.json is written (test-dev / test-std).") = None,
     model: ModelOpt = None,
     regions: RegionsOpt = None,
-    predictions: Annotated[
-        Path | None,
-        typer.Option(
-            help='Any model\'s results file [{"question_id", "answer"}] covering every question, instead of --model.',
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
-    official_version: Annotated[
-        str,
-        typer.Option(
-            help="2021 (GitHub HEAD of GT-Vision-Lab/VQA) or 2016 (the earlier version, as vendored by LAVIS)."
-        ),
-    ] = "2021",
+    predictions: _file('Any model\'s results file [{"question_id", "answer"}] covering every question, instead of --model.') = None,
+    official_version: _opt(str, "2021 (GitHub HEAD of GT-Vision-Lab/VQA) or 2016 (the earlier version, as vendored by LAVIS).") = "2021",
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
-) -> None:
+) -> None:  # fmt: skip
     """Score VQA answers with the official accuracy (overall, per question type, per answer type, in percent)."""
     from vlkd_cli.stages.eval_vqa import EvalVqaConfig, run
 
@@ -150,54 +117,29 @@ def eval_vqa_cmd(
     metrics = summary["metrics"]
     flat = {"overall": metrics["overall"], **{f"answer type {k}": v for k, v in metrics["perAnswerType"].items()}}
     print_metrics(f"VQA accuracy (%), {summary['questions']} questions, version {official_version}", flat)
-    typer.echo(f"wrote {out}/metrics.json, predictions.json, scores.safetensors")
+    typer.echo(WROTE.format(out=out))
 
 
 @command_errors
 def eval_retrieval_cmd(
     out: OutDir,
-    scores: Annotated[
-        Path | None,
-        typer.Option(
-            help="Any tool's score matrix: safetensors with scores (images, texts), image_ids, text_image_ids.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
+    scores: _file("Any tool's score matrix: safetensors with scores (images, texts), image_ids, text_image_ids.") = None,
     model: ModelOpt = None,
     regions: RegionsOpt = None,
-    annotations: Annotated[
-        Path | None,
-        typer.Option(
-            help="The gallery's captions: Karpathy split JSON or COCO captions JSON.", exists=True, dir_okay=False
-        ),
-    ] = None,
-    split: Annotated[str | None, typer.Option(help="Karpathy split (default: test).")] = None,
-    index: Annotated[
-        str, typer.Option(help="Dual encoders: faiss index, flat (exact), ivf or hnsw (large galleries).")
-    ] = "flat",
-    rerank_model: Annotated[
-        Path | None,
-        typer.Option(
-            help="A cross-encoder that re-scores the dual encoder's top --rerank-k (two-stage).",
-            exists=True,
-            file_okay=False,
-        ),
-    ] = None,
-    rerank_k: Annotated[int, typer.Option(help="Candidates per query passed to --rerank-model.")] = 16,
-    folds: Annotated[
-        int, typer.Option(help="Average over this many consecutive image folds (5 = the COCO 1K protocol).")
-    ] = 1,
+    annotations: _file("The gallery's captions: Karpathy split JSON or COCO captions JSON.") = None,
+    split: _opt(str | None, "Karpathy split (default: test).") = None,
+    index: _opt(str, "Dual encoders: faiss index, flat (exact), ivf or hnsw (large galleries).") = "flat",
+    rerank_model: Annotated[Path | None, typer.Option(help="A cross-encoder that re-scores the dual encoder's top --rerank-k (two-stage).", exists=True, file_okay=False)] = None,
+    rerank_k: _opt(int, "Candidates per query passed to --rerank-model.") = 16,
+    folds: _opt(int, "Average over this many consecutive image folds (5 = the COCO 1K protocol).") = 1,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
-) -> None:
+) -> None:  # fmt: skip
     """Image-text retrieval recall R@1/5/10 both ways (any caption of an image counts for i2t; rank = strictly higher scores)."""
     from vlkd_cli.stages.eval_retrieval import EvalRetrievalConfig, run
 
     cfg = EvalRetrievalConfig(**{k: v for k, v in locals().items() if k in EvalRetrievalConfig.__dataclass_fields__})
     summary = run(cfg)
-    title = f"retrieval (%), {summary['images']} images x {summary['texts']} texts" + (
-        f", {folds} folds" if folds > 1 else ""
-    )
-    print_metrics(title, summary["metrics"])
-    typer.echo(f"wrote {out}/metrics.json, predictions.json, scores.safetensors")
+    folded = f", {folds} folds" if folds > 1 else ""
+    print_metrics(f"retrieval (%), {summary['images']} images x {summary['texts']} texts{folded}", summary["metrics"])
+    typer.echo(WROTE.format(out=out))

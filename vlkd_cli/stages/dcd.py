@@ -26,6 +26,7 @@ from vlkd_cli.models.tokenizer import load_tokenizer
 from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.dcd_module import DCDBatch, DCDModule
 from vlkd_cli.stages.distill import DistillConfig, DistillTask, build_student, distill_lineage
+from vlkd_cli.stages.feature_checks import check_reads_features
 from vlkd_cli.stages.task_data import load_task_data
 from vlkd_cli.train.distributed import init_distributed
 from vlkd_cli.train.loop import prepare_out_dir, train
@@ -81,14 +82,7 @@ def check_dcd_inputs(cfg: DistillConfig, teacher_config: dict, teacher_regions: 
     if teacher_config.get("task") != "retrieval" or teacher_config.get("arch", "cross") != "cross":
         raise InputError(f"the DCD teacher must be a retrieval cross-encoder (ITM head), this is a "
                          f"{teacher_config.get('task')} {teacher_config.get('arch', 'cross')} model", cfg.teacher)  # fmt: skip
-    if int(teacher_config.get("region_feature_dim", -1)) != teacher_regions.teacher_dim:
-        raise InputError(f"the teacher takes {teacher_config.get('region_feature_dim')}-d features, the regions' "
-                         f"teacher features are {teacher_regions.teacher_dim}-d", teacher_regions.path)  # fmt: skip
-    wanted = teacher_config.get("feature_backbone_sha256")
-    found = teacher_regions.metadata.get("vlkd.teacher_backbone_sha256")
-    if wanted and found and wanted != found:
-        raise InputError(f"the regions' teacher features come from other weights ({found[:12]}) than the teacher's "
-                         f"({wanted[:12]})", teacher_regions.path)  # fmt: skip
+    check_reads_features(teacher_config, teacher_regions, "teacher", cfg.teacher)
 
 
 def run_dcd(cfg: DistillConfig) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from vlkd_cli.models.tokenizer import load_tokenizer, tokenizer_fingerprint
 from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.dcd_module import DCD_TERMS, DEFAULT_DCD_WEIGHTS
 from vlkd_cli.stages.distill_module import DISTILL_TERMS, DistillBatch, DistillModule
+from vlkd_cli.stages.feature_checks import check_backbone_weights
 from vlkd_cli.stages.finetune import FinetuneTask, write_model_dir
 from vlkd_cli.stages.task_data import DataConfig, load_task_data
 from vlkd_cli.train.distributed import init_distributed
@@ -103,12 +104,7 @@ def check_alignment(cfg: DistillConfig, teacher_config: dict, regions: Regions) 
             "(or, for the no-adaptation ablation, --teacher-regions TEACHER_OWN_REGIONS --allow-misaligned)",
             cfg.teacher,
         )
-    wanted, found = teacher_config.get("feature_backbone_sha256"), regions.metadata.get("vlkd.teacher_backbone_sha256")
-    if wanted and found and wanted != found:
-        raise InputError(
-            f"the regions' teacher features come from other weights ({found[:12]}) than the teacher's ({wanted[:12]})",
-            regions.path,
-        )
+    check_backbone_weights(teacher_config, regions, "teacher")
 
 
 def build_student(cfg: DistillConfig, teacher_config: dict, teacher_tokenizer, regions: Regions):

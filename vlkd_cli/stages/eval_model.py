@@ -22,6 +22,7 @@ from vlkd_cli.data.vl_datasets import VLCollator
 from vlkd_cli.errors import InputError
 from vlkd_cli.models.factory import model_from_config
 from vlkd_cli.models.tokenizer import load_tokenizer
+from vlkd_cli.stages.feature_checks import check_reads_features
 
 
 @dataclass
@@ -41,23 +42,9 @@ class InferenceModel:
 
 
 def check_model_regions(config: dict[str, Any], regions: Regions, path: Path) -> str:
-    """The side of the regions the model reads; exit 3 if its dimension or backbone weights differ."""
+    """The side of the regions the model reads (its `features`); exit 3 if it cannot read them."""
     side = config.get("features", "student")
-    dim = regions.student_dim if side == "student" else regions.teacher_dim
-    if int(config.get("region_feature_dim", -1)) != dim:
-        raise InputError(
-            f"the model takes {config.get('region_feature_dim')}-d {side} features, the regions' {side} features are "
-            f"{dim}-d (extracted with another backbone?)",
-            path,
-        )
-    wanted = config.get("feature_backbone_sha256")
-    found = regions.metadata.get(f"vlkd.{side}_backbone_sha256")
-    if wanted and found and wanted != found:
-        raise InputError(
-            f"the regions' {side} features come from other backbone weights ({found[:12]}) than the model was "
-            f"trained on ({wanted[:12]}, {config.get('feature_backbone')})",
-            regions.path,
-        )
+    check_reads_features(config, regions, side, path)
     return side
 
 

@@ -33,6 +33,7 @@ from vlkd_cli.models.factory import create_vl_model, load_matching_weights, mode
 from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, tokenizer_fingerprint, train_wordpiece_tokenizer
 from vlkd_cli.runtime import resolve_device, seed_everything
+from vlkd_cli.stages.feature_checks import check_reads_features
 from vlkd_cli.stages.task_data import DataConfig, TaskData, load_task_data
 from vlkd_cli.train.checkpoint import CHECKPOINTS
 from vlkd_cli.train.distributed import barrier, init_distributed, is_main
@@ -210,19 +211,7 @@ def check_adaptation_inputs(cfg: FinetuneConfig, regions: Regions) -> dict[str, 
     if not _is_model_dir(cfg.model):
         raise UsageError("--teacher must be a vlkd model directory (from `vlkd finetune`)", cfg.model)
     config = read_model_config(Path(cfg.model), "model")  # the weights are loaded once, by build_model
-    if int(config.get("region_feature_dim", -1)) != regions.teacher_dim:
-        raise InputError(
-            f"teacher takes {config.get('region_feature_dim')}-d region features but the regions' teacher features "
-            f"are {regions.teacher_dim}-d",
-            regions.path,
-        )
-    wanted, found = config.get("feature_backbone_sha256"), regions.metadata.get("vlkd.teacher_backbone_sha256")
-    if wanted and found and wanted != found:
-        raise InputError(
-            f"the regions' teacher features come from {regions.metadata.get('vlkd.teacher_backbone')} "
-            f"(weights {found[:12]}), the teacher was trained on {config.get('feature_backbone')} (weights {wanted[:12]})",
-            regions.path,
-        )
+    check_reads_features(config, regions, "teacher", Path(cfg.model))
     return config
 
 

@@ -1,0 +1,242 @@
+"""The `vlkd demo` pipeline as a list of vlkd commands: generated data → student detector → regions → caption
+teacher → teacher adaptation → caption students (no KD, KD without adaptation, KD with adaptation) → retrieval
+teacher (cross-encoder) → dual students without and with DCD → evaluation on the Karpathy test split → latency.
+Full mode adds a teacher detector (the teacher's own regions), VQA and a third seed.
+
+Every student of one task shares one configuration (steps, lr, batch, data, seeds) and differs only in its loss
+terms; each is evaluated once, after its last step (no checkpoint selection on validation data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DemoSizes:
+    """How big each part of the demo is (quick: about 20 minutes on a 2-core CPU)."""
+
+    images: int
+    detector_epochs: int
+    teacher_steps: int
+    adapt_steps: int
+    student_steps: int
+    retrieval_teacher_steps: int
+    dual_steps: int
+    seeds: int
+    vqa: bool
+    teacher_detector: bool
+    image_size: int = 128
+    batch_size: int = 32
+    lr: float = 5e-4
+
+
+QUICK = DemoSizes(images=300, detector_epochs=6, teacher_steps=300, adapt_steps=100, student_steps=200,
+                  retrieval_teacher_steps=300, dual_steps=150, seeds=2, vqa=False, teacher_detector=False)  # fmt: skip
+FULL = DemoSizes(images=600, detector_epochs=8, teacher_steps=600, adapt_steps=150, student_steps=300,
+                 retrieval_teacher_steps=600, dual_steps=300, seeds=3, vqa=True, teacher_detector=True)  # fmt: skip
+
+CAPTION_STUDENTS = {
+    "student no KD": None,
+    "student KD no adaptation": "unadapted",
+    "student KD + adaptation": "adapted",
+}
+KD_LOSSES = ["--loss", "task=1", "--loss", "attention_mse=10", "--loss", "token_nce=0.5", "--loss", "logit_kd=1"]
+
+
+@dataclass
+class Step:
+    """One vlkd command of the demo (or a small Python action); `out` (a file or directory) marks it done."""
+
+    name: str
+    args: list[str]
+    out: Path
+    action: Callable[[], None] | None = None
+
+
+@dataclass
+class Plan:
+    root: Path
+    sizes: DemoSizes
+    seed: int
+    pretrained: bool
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, name: str, out: Path, *args) -> Path:
+        self.steps.append(Step(name, [str(a) for a in args], out))
+        return out
+
+    def add_action(self, name: str, out: Path, action: Callable[[], None]) -> Path:
+        self.steps.append(Step(name, [], out, action))
+        return out
+
+    def config(self) -> dict:
+        return {**asdict(self.sizes), "seed": self.seed, "seeds": self.seeds, "pretrained": self.pretrained,
+                "device": "cpu", "evaluation": "Karpathy test split, greedy captions, after the last step"}  # fmt: skip
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + n for n in range(self.sizes.seeds)]
+
+
+def build_plan(root: Path, sizes: DemoSizes, *, seed: int, pretrained: bool) -> Plan:
+    """Every command of the demo, in order."""
+    plan = Plan(Path(root), sizes, seed, pretrained)
+    data = _data_and_regions(plan)
+    _caption(plan, data)
+    _retrieval(plan, data)
+    if sizes.vqa:
+        _vqa(plan, data)
+    _latency(plan, data)
+    return plan
+
+
+def _pretrained(plan: Plan) -> list[str]:
+    return ["--pretrained"] if plan.pretrained else []
+
+
+def _data_and_regions(plan: Plan) -> Path:
+    r, s = plan.root, plan.sizes
+    data = plan.add("generate demo data", r / "data", "make-demo-data", "--out", r / "data", "--num-images", s.images,
+                    "--image-size", s.image_size, "--seed", plan.seed)  # fmt: skip
+    images, instances, karpathy = data / "images", data / "instances.json", data / "karpathy.json"
+    plan.add("train the student detector (EfficientNet-Lite0)", r / "detector", "train-detector", "--images", images,
+             "--instances", instances, "--backbone", "tf_efficientnet_lite0", *_pretrained(plan), "--image-size",
+             s.image_size, "--epochs", s.detector_epochs, "--batch-size", 16, "--seed", plan.seed, "--out",
+             r / "detector")  # fmt: skip
+    plan.add("student regions: Lite0 and Lite2 features on the student's boxes", r / "regions.safetensors",
+             "extract-regions", "--images", images, "--annotations", karpathy, "--detector", r / "detector",
+             "--teacher-backbone", "tf_efficientnet_lite2", *_pretrained(plan), "--out", r / "regions.safetensors")  # fmt: skip
+    teacher_regions = r / "regions-teacher.safetensors"
+    if s.teacher_detector:
+        plan.add("train the teacher detector (EfficientNet-Lite2)", r / "detector-teacher", "train-detector",
+                 "--images", images, "--instances", instances, "--backbone", "tf_efficientnet_lite2", *_pretrained(plan),
+                 "--image-size", s.image_size, "--epochs", s.detector_epochs, "--batch-size", 16, "--seed", plan.seed,
+                 "--out", r / "detector-teacher")  # fmt: skip
+        source = ["--detector", r / "detector-teacher", "--student-backbone", "tf_efficientnet_lite0"]
+    else:  # a cheaper source than a second detector: the ground-truth boxes as a COCO results file
+        plan.add_action("the ground-truth boxes as the teacher's proposals", r / "gt-proposals.json",
+                        lambda: write_gt_proposals(instances, r / "gt-proposals.json"))  # fmt: skip
+        source = ["--proposals", r / "gt-proposals.json", "--student-backbone", "tf_efficientnet_lite0",
+                  "--image-size", s.image_size]  # fmt: skip
+    plan.add("the teacher's own regions", teacher_regions, "extract-regions", "--images", images, "--annotations",
+             instances, *source, "--teacher-backbone", "tf_efficientnet_lite2", *_pretrained(plan), "--out",
+             teacher_regions)  # fmt: skip
+    return data
+
+
+def write_gt_proposals(instances: Path, out: Path) -> None:
+    """The ground-truth boxes of a COCO instances file as a COCO detection results file (score 1)."""
+    from vlkd_cli.artifacts.atomic import write_text_atomic
+    from vlkd_cli.jsonfile import read_json
+
+    annotations = read_json(instances)["annotations"]
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+               for a in annotations]  # fmt: skip
+    write_text_atomic(out, json.dumps(results))
+
+
+def _train_args(plan: Plan, data: Path, steps: int, seed: int, out: Path) -> list:
+    s = plan.sizes
+    return ["--annotations", data / "karpathy.json", "--split", "train", "--max-steps", steps, "--batch-size",
+            s.batch_size, "--lr", s.lr, "--seed", seed, "--device", "cpu", "--out", out, "--overwrite"]  # fmt: skip
+
+
+def _caption(plan: Plan, data: Path) -> None:
+    r, s = plan.root, plan.sizes
+    plan.add("caption teacher (demo-teacher) on its own regions", r / "teacher", "finetune", "--task", "caption",
+             "--model", "demo-teacher", "--regions", r / "regions-teacher.safetensors", "--features", "teacher",
+             *_train_args(plan, data, s.teacher_steps, plan.seed, r / "teacher"))  # fmt: skip
+    plan.add("adapt the teacher to the student's boxes", r / "teacher-adapted", "adapt-teacher", "--teacher",
+             r / "teacher", "--regions", r / "regions.safetensors", "--task", "caption",
+             *_train_args(plan, data, s.adapt_steps, plan.seed, r / "teacher-adapted"))  # fmt: skip
+    for seed in plan.seeds:
+        for name, kind in CAPTION_STUDENTS.items():
+            out = student_dir(r, name, seed)
+            common = ["--regions", r / "regions.safetensors", "--task", "caption",
+                      *_train_args(plan, data, s.student_steps, seed, out)]  # fmt: skip
+            if kind is None:
+                args = ["finetune", "--model", "demo-student", "--features", "student", *common]
+            elif kind == "adapted":
+                args = ["distill", "--teacher", r / "teacher-adapted", "--student", "demo-student", *common, *KD_LOSSES]
+            else:
+                args = ["distill", "--teacher", r / "teacher", "--student", "demo-student", *common, *KD_LOSSES,
+                        "--teacher-regions", r / "regions-teacher.safetensors", "--allow-misaligned"]  # fmt: skip
+            plan.add(f"{name} (seed {seed})", out, *args)
+    evaluate = {"teacher": ("teacher", "regions-teacher"), "teacher adapted": ("teacher-adapted", "regions")}
+    evaluate.update({f"{n}@{seed}": (student_dir(r, n, seed).name, "regions") for n in CAPTION_STUDENTS
+                     for seed in plan.seeds})  # fmt: skip
+    for name, (model, regions) in evaluate.items():
+        plan.add(f"eval-caption {name}", r / "eval" / model, "eval-caption", "--model", r / model, "--regions",
+                 r / f"{regions}.safetensors", "--annotations", data / "karpathy.json", "--split", "test",
+                 "--no-meteor", "--device", "cpu", "--out", r / "eval" / model)  # fmt: skip
+
+
+def student_dir(root: Path, name: str, seed: int) -> Path:
+    return root / "students" / f"{name.replace(' ', '-').replace('+', 'plus')}-seed{seed}"
+
+
+def _retrieval(plan: Plan, data: Path) -> None:
+    r, s = plan.root, plan.sizes
+    plan.add("retrieval teacher: cross-encoder (demo-teacher, ITM)", r / "teacher-itm", "finetune", "--task",
+             "retrieval", "--model", "demo-teacher", "--regions", r / "regions-teacher.safetensors", "--features",
+             "teacher", *_train_args(plan, data, s.retrieval_teacher_steps, plan.seed, r / "teacher-itm"))  # fmt: skip
+    test = ["--annotations", data / "karpathy.json", "--split", "test", "--device", "cpu"]
+    plan.add("eval-retrieval teacher", r / "eval" / "teacher-itm", "eval-retrieval", "--model", r / "teacher-itm",
+             "--regions", r / "regions-teacher.safetensors", *test, "--out", r / "eval" / "teacher-itm")  # fmt: skip
+    for seed in plan.seeds:
+        plain, dcd = student_dir(r, "dual student no DCD", seed), student_dir(r, "dual student DCD", seed)
+        common = ["--regions", r / "regions-teacher.safetensors", "--task", "retrieval"]
+        plan.add(f"dual student no DCD (seed {seed})", plain, "finetune", "--model", "demo-student", "--arch", "dual",
+                 "--features", "student", *common, *_train_args(plan, data, s.dual_steps, seed, plain))  # fmt: skip
+        plan.add(f"dual student DCD (seed {seed})", dcd, "distill", "--method", "dcd", "--teacher", r / "teacher-itm",
+                 "--student", "demo-student", "--arch", "dual", *common,
+                 *_train_args(plan, data, s.dual_steps, seed, dcd))  # fmt: skip
+        for model, extra in ((plain, []), (dcd, []), (dcd, ["--rerank-model", r / "teacher-itm", "--rerank-k", 16])):
+            out = r / "eval" / (model.name + ("-two-stage" if extra else ""))
+            plan.add(f"eval-retrieval {out.name}", out, "eval-retrieval", "--model", model, "--regions",
+                     r / "regions-teacher.safetensors", *test, *extra, "--out", out)  # fmt: skip
+
+
+def _vqa(plan: Plan, data: Path) -> None:
+    r, s = plan.root, plan.sizes
+    vqa = ["--task", "vqa", "--questions", data / "questions.json", "--split-file", data / "karpathy.json",
+           "--min-answer-count", 1]  # fmt: skip
+
+    def train(steps: int, seed: int, out: Path) -> list:
+        args = _train_args(plan, data, steps, seed, out)
+        args[args.index("--annotations") + 1] = data / "annotations.json"
+        return [*vqa, *args]
+
+    plan.add("VQA teacher", r / "teacher-vqa", "finetune", "--model", "demo-teacher", "--regions",
+             r / "regions-teacher.safetensors", "--features", "teacher", *train(s.teacher_steps, plan.seed,
+                                                                                r / "teacher-vqa"))  # fmt: skip
+    plan.add("adapt the VQA teacher", r / "teacher-vqa-adapted", "adapt-teacher", "--teacher", r / "teacher-vqa",
+             "--regions", r / "regions.safetensors", *train(s.adapt_steps, plan.seed, r / "teacher-vqa-adapted"))  # fmt: skip
+    for seed in plan.seeds:
+        plain, kd = student_dir(r, "vqa student no KD", seed), student_dir(r, "vqa student KD", seed)
+        plan.add(f"VQA student no KD (seed {seed})", plain, "finetune", "--model", "demo-student", "--features",
+                 "student", "--regions", r / "regions.safetensors", *train(s.student_steps, seed, plain))  # fmt: skip
+        plan.add(f"VQA student KD + adaptation (seed {seed})", kd, "distill", "--teacher", r / "teacher-vqa-adapted",
+                 "--student", "demo-student", "--regions", r / "regions.safetensors",
+                 *train(s.student_steps, seed, kd), *KD_LOSSES)  # fmt: skip
+    test = ["--questions", data / "questions.json", "--annotations", data / "annotations.json", "--device", "cpu"]
+    models = [("teacher-vqa", "regions-teacher"), ("teacher-vqa-adapted", "regions")]
+    models += [(student_dir(r, n, seed).name, "regions") for n in ("vqa student no KD", "vqa student KD")
+               for seed in plan.seeds]  # fmt: skip
+    for model, regions in models:
+        directory = r / model if model.startswith("teacher") else r / "students" / model
+        plan.add(f"eval-vqa {model}", r / "eval" / model, "eval-vqa", "--model", directory, "--regions",
+                 r / f"{regions}.safetensors", *test, "--out", r / "eval" / model)  # fmt: skip
+
+
+def _latency(plan: Plan, data: Path) -> None:
+    r = plan.root
+    student = student_dir(r, "student KD + adaptation", plan.seed)
+    plan.add("benchmark-latency: caption teacher vs student", r / "latency", "benchmark-latency", "--model",
+             r / "teacher", "--model", student, "--images", data / "images", "--detector", r / "detector",
+             "--batch-sizes", "1", "--warmup", 2, "--iters", 10, "--decode-length", 20, "--device", "cpu",
+             "--out", r / "latency")  # fmt: skip

@@ -10,6 +10,10 @@ rebuilds it exactly. Config keys: `config_version`, `task`, `arch`, `encoder` (B
 (dual only), `encoder_source` (provenance, informative), `region_feature_dim`, `layout` {max_text_len, max_tag_len,
 max_regions}, `special_token_ids` {pad, unk, cls, sep, mask}, `tokenizer_fingerprint`, `num_answers`, `answers`,
 `label_smoothing`, `mlm_probability`, `projection_dim`.
+
+Optional keys (absent = the default module; written by `vlkd import-teacher` for Oscar/VinVL checkpoints):
+`region_layer_norm` (bool, default true: LayerNorm after the region projection), `region_layer_norm_eps` (default:
+the encoder's `layer_norm_eps`), `vqa_head` (see `vqa_head.build_vqa_head`).
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from vlkd_cli.models.encoders import (
     load_hf_encoder,
     preset_encoder_config,
 )
+from vlkd_cli.models.region_embedding import RegionEmbedding
 from vlkd_cli.models.task_model import TaskModel
 from vlkd_cli.models.task_models import CaptionModel, ITMModel, PretrainModel, VQAModel
 from vlkd_cli.models.tokenizer import load_tokenizer, special_token_ids, tokenizer_fingerprint
 from vlkd_cli.models.vl_transformer import VLTransformer
+from vlkd_cli.models.vqa_head import check_vqa_head_spec
 
 CONFIG_VERSION = 1
 TASKS: tuple[str, ...] = ("caption", "vqa", "retrieval", "pretrain")
@@ -202,11 +208,33 @@ def model_from_config(config: Mapping[str, Any]) -> TaskModel:
         _check_task(config["task"], config["arch"])
     except UsageError as err:
         raise InputError(f"invalid model config: {err}") from err
+    try:
+        check_vqa_head_spec(config.get("vqa_head"))
+    except ValueError as err:
+        raise InputError(f"invalid model config: {err}") from err
     encoder = build_encoder(config["encoder"])
     if config["arch"] == "dual":
         return DualEncoder(encoder, BertConfig(**config["image_encoder"]), config)
     vl = VLTransformer(encoder, region_feature_dim=int(config["region_feature_dim"]))
+    _apply_region_options(vl, config)
     return _CROSS_MODELS[config["task"]](vl, config)
+
+
+def _apply_region_options(vl: VLTransformer, config: Mapping[str, Any]) -> None:
+    """Rebuild the region embedding when the config asks for no LayerNorm or another epsilon (imported models)."""
+    enabled = bool(config.get("region_layer_norm", True))
+    eps = config.get("region_layer_norm_eps")
+    if enabled and eps is None:
+        return  # the default module VLTransformer built
+    encoder_config = vl.encoder.config
+    vl.region_embedding = RegionEmbedding(
+        int(config["region_feature_dim"]),
+        encoder_config.hidden_size,
+        dropout=encoder_config.hidden_dropout_prob,
+        layer_norm_eps=float(eps if eps is not None else encoder_config.layer_norm_eps),
+        initializer_range=encoder_config.initializer_range,
+        layer_norm=enabled,
+    )
 
 
 def load_matching_weights(model: torch.nn.Module, state_dict: Mapping[str, Tensor]) -> list[str]:

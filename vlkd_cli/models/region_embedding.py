@@ -5,6 +5,10 @@ Regions are a set; where a region is comes from its geometry (x1/W, y1/H, x2/W, 
 only decides truncation. They get **no token-type embedding** either: BERT checkpoints have two token types, used by
 the caption (0) and the tags (1); the projection's bias and this LayerNorm's own affine parameters play the role of a
 "region" segment embedding.
+
+`layer_norm=False` drops the LayerNorm (Linear -> dropout): Oscar's `BertImgModel` applies its image LayerNorm only
+when its config sets `use_img_layernorm` (microsoft/Oscar `oscar/modeling/modeling_bert.py`), and a LayerNorm with
+weight 1 and bias 0 is not the identity (it still normalizes), so imported checkpoints without one need it off.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class RegionEmbedding(nn.Module):
         dropout: Dropout after the LayerNorm (the encoder's hidden dropout).
         layer_norm_eps: LayerNorm epsilon (the encoder's).
         initializer_range: Std of the normal init of the projection (BERT's 0.02).
+        layer_norm: Apply the LayerNorm after the projection (vlkd's default); False = Linear -> dropout.
     """
 
     def __init__(
@@ -34,11 +39,12 @@ class RegionEmbedding(nn.Module):
         dropout: float = 0.1,
         layer_norm_eps: float = 1e-12,
         initializer_range: float = 0.02,
+        layer_norm: bool = True,
     ) -> None:
         super().__init__()
         self.feature_dim = feature_dim
         self.projection = nn.Linear(feature_dim + GEOMETRY_DIM, hidden_size)
-        self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.layer_norm: nn.Module = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if layer_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         nn.init.normal_(self.projection.weight, std=initializer_range)
         nn.init.zeros_(self.projection.bias)

@@ -35,7 +35,7 @@ from vlkd_cli.models.mlm_head import IGNORE_INDEX, mask_tokens, maskable_positio
 from vlkd_cli.models.outputs import VLOutput
 from vlkd_cli.models.task_model import Targets, TaskModel
 from vlkd_cli.models.vl_transformer import VLTransformer
-from vlkd_cli.models.vqa_head import VQAHead, vqa_loss
+from vlkd_cli.models.vqa_head import build_vqa_head, vqa_loss
 
 
 class CrossTaskModel(TaskModel):
@@ -141,14 +141,16 @@ class CaptionModel(CrossTaskModel):
 
 
 class VQAModel(CrossTaskModel):
-    """VQA: answer classification on [CLS] with BCE on soft scores (see `vqa_head.py`)."""
+    """VQA: answer classification on [CLS] with BCE on soft scores (see `vqa_head.py`; config `vqa_head` picks the
+    head, default `VQAHead`)."""
 
     def __init__(self, vl: VLTransformer, config: dict[str, Any]) -> None:
         super().__init__(vl, config)
         encoder_config = vl.encoder.config
-        self.vqa_head = VQAHead(
+        self.vqa_head = build_vqa_head(
             vl.hidden_size,
             int(config["num_answers"]),
+            config.get("vqa_head"),
             dropout=encoder_config.hidden_dropout_prob,
             layer_norm_eps=encoder_config.layer_norm_eps,
             initializer_range=encoder_config.initializer_range,

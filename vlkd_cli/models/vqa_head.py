@@ -1,7 +1,10 @@
 """VQA as multi-label classification over an answer vocabulary, trained with BCE on soft scores.
 
 Head: [CLS] -> Linear(D, 2D) -> GELU -> LayerNorm -> Linear(2D, A) (LXMERT's answer head; Oscar's
-`cls_hidden_scale` MLP widens the same way). Loss: BCE-with-logits averaged over the batch and summed over answers
+`cls_hidden_scale` MLP widens the same way). `PooledVQAHead` is Oscar's own head (imported checkpoints): the BERT
+pooler (dense + tanh on [CLS]) -> dropout -> `linear` Linear(D, A) or `mlp` Linear(D, sD) -> ReLU -> Linear(sD, A)
+(microsoft/Oscar `ImageBertForSequenceClassification`). A model config's `vqa_head` ({"style": "pooled",
+"classifier": "linear" | "mlp", "hidden_scale": s}) selects it; absent or {"style": "vlkd"} is the default head. Loss: BCE-with-logits averaged over the batch and summed over answers
 (Oscar `instance_bce_with_logits`: the element mean times A), so its scale does not shrink with A.
 
 Answer vocabulary (the standard of bottom-up-attention-vqa `compute_softscore.py`, used by Oscar/VinVL): count each
@@ -56,6 +59,85 @@ class VQAHead(nn.Module):
     def forward(self, cls_state: Tensor) -> Tensor:
         """(B, D) -> (B, A) logits."""
         return self.output(self.layer_norm(F.gelu(self.hidden(self.dropout(cls_state)))))
+
+
+class PooledVQAHead(nn.Module):
+    """Oscar's classification head: BERT pooler on [CLS] -> dropout -> linear or MLP classifier.
+
+    Args:
+        hidden_size: D.
+        num_answers: A.
+        classifier: "linear" (Linear(D, A)) or "mlp" (Linear(D, sD) -> ReLU -> Linear(sD, A)).
+        hidden_scale: s, the MLP width factor (Oscar's `cls_hidden_scale`).
+        dropout: Dropout on the pooled state.
+        initializer_range: Std of the normal init.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_answers: int,
+        *,
+        classifier: str = "linear",
+        hidden_scale: int = 2,
+        dropout: float = 0.1,
+        initializer_range: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if classifier not in ("linear", "mlp"):
+            raise ValueError(f"classifier must be linear or mlp, got {classifier!r}")
+        self.pooler = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        width = hidden_size * int(hidden_scale)
+        self.hidden = nn.Linear(hidden_size, width) if classifier == "mlp" else None
+        self.output = nn.Linear(width if classifier == "mlp" else hidden_size, num_answers)
+        for linear in (self.pooler, self.hidden, self.output):
+            if linear is not None:
+                nn.init.normal_(linear.weight, std=initializer_range)
+                nn.init.zeros_(linear.bias)
+
+    def forward(self, cls_state: Tensor) -> Tensor:
+        """(B, D) -> (B, A) logits."""
+        pooled = self.dropout(torch.tanh(self.pooler(cls_state)))  # (B, D)
+        if self.hidden is not None:
+            pooled = F.relu(self.hidden(pooled))  # (B, sD)
+        return self.output(pooled)
+
+
+VQA_HEAD_STYLES: tuple[str, ...] = ("vlkd", "pooled")
+
+
+def check_vqa_head_spec(spec: Mapping[str, object] | None) -> None:
+    """Raise ValueError unless `spec` (a config's `vqa_head`) is None or a known style with valid options."""
+    if spec is None:
+        return
+    if not isinstance(spec, Mapping) or spec.get("style", "vlkd") not in VQA_HEAD_STYLES:
+        raise ValueError(f"vqa_head must be an object with style in {VQA_HEAD_STYLES}, got {spec!r}")
+    if spec.get("style") == "pooled":
+        if spec.get("classifier", "linear") not in ("linear", "mlp"):
+            raise ValueError(f"vqa_head.classifier must be linear or mlp, got {spec.get('classifier')!r}")
+        scale = spec.get("hidden_scale", 2)
+        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+            raise ValueError(f"vqa_head.hidden_scale must be a positive integer, got {scale!r}")
+
+
+def build_vqa_head(
+    hidden_size: int,
+    num_answers: int,
+    spec: Mapping[str, object] | None = None,
+    *,
+    dropout: float = 0.1,
+    layer_norm_eps: float = 1e-12,
+    initializer_range: float = 0.02,
+) -> nn.Module:
+    """The VQA head a model config asks for (`spec` = its `vqa_head`; None = the default `VQAHead`)."""
+    check_vqa_head_spec(spec)
+    if spec is None or spec.get("style", "vlkd") == "vlkd":
+        return VQAHead(hidden_size, num_answers, dropout=dropout, layer_norm_eps=layer_norm_eps,
+                       initializer_range=initializer_range)  # fmt: skip
+    return PooledVQAHead(hidden_size, num_answers, classifier=str(spec.get("classifier", "linear")),
+                         hidden_scale=int(spec.get("hidden_scale", 2)), dropout=dropout,  # type: ignore[arg-type]
+                         initializer_range=initializer_range)  # fmt: skip
 
 
 def vqa_loss(logits: Tensor, targets: Tensor) -> Tensor:

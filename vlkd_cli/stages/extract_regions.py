@@ -24,8 +24,8 @@ from vlkd_cli.data.detections import select_regions
 from vlkd_cli.data.image_index import ImageRef, resolve_images
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.progress import progress_bar
-from vlkd_cli.stages.detector_proposals import DetectorProposals, FileProposals
 from vlkd_cli.runtime import rank, resolve_device, seed_everything, world_size
+from vlkd_cli.stages.detector_proposals import DetectorProposals, FileProposals
 from vlkd_cli.vision.backbone import Backbone, create_backbone
 from vlkd_cli.vision.roi import roi_features
 

@@ -39,6 +39,8 @@ from vlkd_cli.train.checkpoint import CHECKPOINTS
 from vlkd_cli.train.distributed import barrier, init_distributed, is_main
 from vlkd_cli.train.loop import TrainConfig, prepare_out_dir, train
 
+REGION_OPTIONS = ("region_layer_norm", "region_layer_norm_eps")  # carried over when the task changes
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -178,6 +180,9 @@ def _from_vlkd_dir(cfg: FinetuneConfig, path: Path, feature_dim: int, common: di
     common = {**common, "max_text_len": config["layout"]["max_text_len"],
               "max_tag_len": config["layout"]["max_tag_len"], "max_regions": config["layout"]["max_regions"]}  # fmt: skip
     model = create_vl_model(encoder_config=config["encoder"], tokenizer=tokenizer, **common)
+    carried = {k: config[k] for k in REGION_OPTIONS if k in config}  # e.g. an imported Oscar model: no region LN
+    if carried:
+        model = model_from_config({**model.config, **carried})
     copied = load_matching_weights(model, weights)
     if not copied:
         raise InputError("no weight of this model fits the new task's model", path)

@@ -1,0 +1,97 @@
+"""`vlkd demo`: the plan (every command exists; students of a task differ only in their loss terms), the summary
+rows from evaluation outputs, and the resumable step runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vlkd_cli.cli import app
+from vlkd_cli.errors import RunError
+from vlkd_cli.stages.demo import run_plan
+from vlkd_cli.stages.demo_plan import FULL, QUICK, Plan, Step, build_plan, student_dir
+from vlkd_cli.stages.demo_summary import ROW_NAMES, summary_rows
+
+COMMANDS = {command.name for command in app.registered_commands}
+
+
+def _option(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args else None
+
+
+@pytest.mark.parametrize("sizes", [QUICK, FULL])
+def test_every_step_is_a_vlkd_command_and_outputs_are_distinct(tmp_path, sizes):
+    plan = build_plan(tmp_path, sizes, seed=3, pretrained=False)
+    for step in plan.steps:
+        assert step.action is not None or step.args[0] in COMMANDS, step.name
+        if step.action is None and "--out" in step.args:
+            assert Path(_option(step.args, "--out")) == step.out
+    outs = [step.out for step in plan.steps]
+    assert len(outs) == len(set(outs))
+    assert plan.seeds == [3 + n for n in range(sizes.seeds)]
+    assert any("teacher detector" in s.name for s in plan.steps) == sizes.teacher_detector
+    assert any(s.args[:1] == ["eval-vqa"] for s in plan.steps) == sizes.vqa
+    assert not any("--pretrained" in s.args for s in plan.steps)
+
+
+def test_caption_students_share_one_configuration_and_differ_in_losses(tmp_path):
+    plan = build_plan(tmp_path, QUICK, seed=0, pretrained=True)
+    runs = [s for s in plan.steps if s.out.parent.name == "students" and s.args[:1] in (["finetune"], ["distill"])
+            and _option(s.args, "--task") == "caption"]  # fmt: skip
+    assert len(runs) == 3 * QUICK.seeds
+    for key in ("--max-steps", "--batch-size", "--lr", "--annotations", "--split", "--regions"):
+        assert len({_option(s.args, key) for s in runs}) == 1, key
+    assert {_option(s.args, "--seed") for s in runs} == {"0", "1"}
+    unadapted = [s for s in runs if "--teacher-regions" in s.args]
+    assert len(unadapted) == QUICK.seeds and all(_option(s.args, "--teacher").endswith("teacher") for s in unadapted)
+    assert any("--pretrained" in s.args for s in plan.steps)
+
+
+def _write_metrics(path: Path, metrics: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_summary_rows_from_the_evaluation_outputs(tmp_path):
+    plan = build_plan(tmp_path, QUICK, seed=0, pretrained=False)
+    ev = tmp_path / "eval"
+    _write_metrics(ev / "teacher", {"CIDEr": 1.5, "Bleu_4": 0.4})
+    _write_metrics(ev / "teacher-adapted", {"CIDEr": 1.4, "Bleu_4": 0.38})
+    _write_metrics(ev / "teacher-itm", {k: 50.0 for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")})
+    for n, seed in enumerate(plan.seeds):
+        for name in ("student no KD", "student KD no adaptation", "student KD + adaptation"):
+            _write_metrics(ev / student_dir(tmp_path, name, seed).name, {"CIDEr": 1.0 + n, "Bleu_4": 0.3})
+        for name, suffix in (("dual student no DCD", ""), ("dual student DCD", ""), ("dual student DCD", "-two-stage")):
+            recall = {k: 10.0 * (n + 1) for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")}
+            _write_metrics(ev / (student_dir(tmp_path, name, seed).name + suffix), recall)
+    (tmp_path / "latency").mkdir()
+    student = student_dir(tmp_path, "student KD + adaptation", 0)
+    results = [{"model": str(tmp_path / "teacher"), "batch_size": 1, "stage": "total", "median_ms": 80.0},
+               {"model": str(student), "batch_size": 1, "stage": "total", "median_ms": 20.0},
+               {"model": str(student), "batch_size": 1, "stage": "transformer", "median_ms": 5.0}]  # fmt: skip
+    (tmp_path / "latency" / "latency.json").write_text(json.dumps({"results": results}))
+    rows = {row["name"]: row for row in summary_rows(plan)}
+    assert tuple(rows) == ROW_NAMES
+    assert rows["teacher"]["CIDEr"] == 1.5 and rows["teacher"]["i2t_r1"] == 50.0 and rows["teacher"]["latency_ms"] == 80
+    assert rows["student KD + adaptation"]["CIDEr"] == pytest.approx(1.5) and rows["student no KD"]["seeds"] == 2
+    assert rows["student no KD"]["latency_ms"] == 20.0
+    assert rows["dual student DCD"]["t2i_r1"] == pytest.approx(15.0) and rows["two-stage"]["seeds"] == 2
+    assert rows["dual student DCD"]["std"]["i2t_r1"] == pytest.approx(7.0710678, abs=1e-6)
+    assert not any("adapt" in name for name in rows if name not in ROW_NAMES)
+
+
+def test_the_runner_skips_finished_steps_and_names_a_failing_one(tmp_path):
+    calls = []
+    done = tmp_path / "a.txt"
+    plan = Plan(tmp_path, QUICK, 0, False)
+    plan.steps.append(Step("write a", [], done, lambda: (calls.append(1), done.write_text("x"))))
+    said = []
+    run_plan(plan, said.append)
+    run_plan(plan, said.append)
+    assert calls == [1] and any("skipped" in line for line in said)
+    plan.steps.append(Step("a bad command", ["inspect", str(tmp_path / "missing.safetensors")], tmp_path / "b"))
+    with pytest.raises(RunError, match="a bad command") as err:
+        run_plan(plan, said.append)
+    assert "logs" in str(err.value)

@@ -126,3 +126,33 @@ def test_itm_pairs_skip_rows_without_another_image() -> None:
     batch = toy.batch(texts=toy.CAPTIONS[:2], num_regions=[1, 2])
     pairs, labels = make_itm_pairs(batch, torch.tensor([5, 5]))
     assert labels.tolist() == [1, 1] and pairs.batch_size == 2
+
+
+def test_ranking_pairs_keep_each_image_and_take_captions_of_other_images() -> None:
+    from vlkd_cli.models.itm_head import make_ranking_pairs
+
+    batch = toy.batch(texts=toy.CAPTIONS[:4], num_regions=[1, 2, 3, 4])
+    image_ids = torch.tensor([7, 7, 8, 9])
+    pairs = make_ranking_pairs(batch, image_ids, 2, torch.Generator().manual_seed(0))
+    assert pairs.batch_size == 4 * 3
+    caption = batch.max_text_len
+    for b in range(4):
+        group = range(3 * b, 3 * b + 3)
+        assert all(torch.equal(pairs.region_features[r], batch.region_features[b]) for r in group)
+        assert torch.equal(pairs.input_ids[3 * b, :caption], batch.input_ids[b, :caption])  # the positive first
+        for r in list(group)[1:]:
+            source = [t for t in range(4) if torch.equal(batch.input_ids[t, :caption], pairs.input_ids[r, :caption])]
+            assert source and all(image_ids[t] != image_ids[b] for t in source)
+        assert torch.equal(pairs.input_ids[3 * b, caption:], batch.input_ids[b, caption:])  # tags stay with the image
+
+
+def test_ranking_loss_is_softmax_cross_entropy_with_the_positive_first() -> None:
+    from vlkd_cli.models.itm_head import ranking_loss
+
+    logits = torch.tensor([2.0, 0.0, 1.0, -1.0, 3.0, 0.5])  # two groups of three
+    expected = -(torch.log_softmax(torch.tensor([2.0, 0.0, 1.0]), 0)[0] + torch.log_softmax(torch.tensor([-1.0, 3.0, 0.5]), 0)[0]) / 2
+    assert ranking_loss(logits, 3).item() == pytest.approx(expected.item(), abs=1e-6)
+    with pytest.raises(ValueError, match="one image only"):
+        from vlkd_cli.models.itm_head import sample_negative_texts
+
+        sample_negative_texts(torch.tensor([5, 5]), 1)

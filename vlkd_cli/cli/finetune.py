@@ -34,6 +34,7 @@ def finetune_cmd(
     out: OutDir,
     features: Annotated[str, typer.Option(help="Which region features the model reads: student or teacher.")] = "student",
     arch: Annotated[str, typer.Option(help="cross (single-stream) or dual (two towers; retrieval only).")] = "cross",
+    itm_negatives: Annotated[int, typer.Option(help="Retrieval cross-encoder: 0 = Oscar's binary ITM; K = rank each image's caption against K captions of other images (ViLT/METER irtr, softmax).")] = 0,
     questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
     val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,
     min_answer_count: T.MinAnswerCount = 9, answer_vocab: T.AnswerVocab = None,

@@ -9,7 +9,7 @@ carries `model.config`, a self-contained JSON-able dict (the encoder config as a
 rebuilds it exactly. Config keys: `config_version`, `task`, `arch`, `encoder` (BertConfig dict), `image_encoder`
 (dual only), `encoder_source` (provenance, informative), `region_feature_dim`, `layout` {max_text_len, max_tag_len,
 max_regions}, `special_token_ids` {pad, unk, cls, sep, mask}, `tokenizer_fingerprint`, `num_answers`, `answers`,
-`label_smoothing`, `mlm_probability`, `projection_dim`.
+`label_smoothing`, `mlm_probability`, `itm_negatives`, `projection_dim`.
 
 Optional keys (absent = the default module; written by `vlkd import-teacher` for Oscar/VinVL checkpoints):
 `region_layer_norm` (bool, default true: LayerNorm after the region projection), `region_layer_norm_eps` (default:
@@ -120,6 +120,7 @@ def create_vl_model(
     max_regions: int = 50,
     label_smoothing: float = 0.0,
     mlm_probability: float = 0.15,
+    itm_negatives: int = 0,
     projection_dim: int = 256,
     encoder_overrides: Mapping[str, Any] | None = None,
 ) -> TaskModel:
@@ -139,6 +140,8 @@ def create_vl_model(
         max_text_len, max_tag_len, max_regions: The shared sequence layout (see `inputs.py`); Oscar uses 40/30/50.
         label_smoothing: Caption cross-entropy smoothing (Oscar: 0.1).
         mlm_probability: Pre-training mask rate.
+        itm_negatives: Retrieval cross-encoder objective: 0 = Oscar's binary ITM (one negative per pair); K > 0 =
+            ViLT/METER's ranking objective (softmax over the caption and K captions of other images).
         projection_dim: Dual encoder embedding size.
         encoder_overrides: BertConfig fields to change (e.g. {"hidden_dropout_prob": 0.3}).
 
@@ -169,6 +172,7 @@ def create_vl_model(
         "answers": list(answers) if answers is not None else None,
         "label_smoothing": float(label_smoothing),
         "mlm_probability": float(mlm_probability),
+        "itm_negatives": int(itm_negatives),
     }
     if arch == "dual":
         config["image_encoder"] = {k: v for k, v in encoder.items() if k not in ("vocab_size", "pad_token_id")}

@@ -79,3 +79,35 @@ def make_itm_pairs(
     pairs = concat_batches([batch, negatives])
     labels = torch.cat([torch.ones(batch.batch_size), torch.zeros(rows.shape[0])]).to(batch.input_ids.device)
     return pairs, labels
+
+
+def ranking_loss(logits: Tensor, group: int) -> Tensor:
+    """ViLT/METER `irtr`: (B·group,) logits, each group the positive then its negatives → mean cross-entropy
+    of the softmax over the group with the positive as the target."""
+    scores = logits.float().view(-1, group)  # (B, 1 + K)
+    return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device))
+
+
+def sample_negative_texts(image_ids: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
+    """(B, count) rows of the batch whose image differs from row b's (without replacement while enough exist).
+
+    Raises:
+        ValueError: A row has no caption of another image in the batch.
+    """
+    ids = image_ids.cpu()
+    other = (ids[:, None] != ids[None, :]).float()  # (B, B)
+    if (other.sum(dim=1) == 0).any():
+        raise ValueError("a batch holds captions of one image only: no negatives for the ranking objective")
+    replacement = bool((other.sum(dim=1) < count).any())
+    return torch.multinomial(other, count, replacement=replacement, generator=generator)  # (B, count)
+
+
+def make_ranking_pairs(
+    batch: VLBatch, image_ids: Tensor, negatives: int, generator: torch.Generator | None = None
+) -> VLBatch:
+    """Each image with its own caption, then with `negatives` captions of other images of the batch (ViLT/METER's
+    irtr draws random false texts; these come from the batch). Rows are image-major: B groups of 1 + negatives."""
+    size = batch.batch_size
+    texts = torch.cat([torch.arange(size)[:, None], sample_negative_texts(image_ids, negatives, generator)], dim=1)
+    images = torch.arange(size)[:, None].expand(size, negatives + 1)  # (B, 1 + K)
+    return pair_rows(batch, texts.flatten(), images.flatten())

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 from vlkd_cli.models.caption_head import caption_loss, next_token_targets
 from vlkd_cli.models.decoding import DecodeResult, beam_search, decode_texts, greedy_search
 from vlkd_cli.models.inputs import VLBatch, select_rows, with_caption_prefix
-from vlkd_cli.models.itm_head import ITMHead, itm_loss, make_itm_pairs
+from vlkd_cli.models.itm_head import ITMHead, itm_loss, make_itm_pairs, make_ranking_pairs, ranking_loss
 from vlkd_cli.models.lm_head import TiedLMHead
 from vlkd_cli.models.mlm_head import IGNORE_INDEX, mask_tokens, maskable_positions, mlm_loss
 from vlkd_cli.models.outputs import VLOutput
@@ -199,9 +199,15 @@ class ITMModel(CrossTaskModel):
     def prepare(
         self, batch: VLBatch, targets: Targets, *, generator: torch.Generator | None = None
     ) -> tuple[VLBatch, Targets]:
-        """Given `image_ids`, append one negative per row; given `match_labels`, keep the pairs as they are."""
-        if "match_labels" in targets:
+        """Given `image_ids`: Oscar's binary ITM (one negative per row), or with config `itm_negatives` K the
+        ranking objective (each image against its caption and K captions of other images); given `match_labels`
+        or `rank_group`, keep the pairs as they are."""
+        if "match_labels" in targets or "rank_group" in targets:
             return batch, targets
+        negatives = int(self.config.get("itm_negatives") or 0)
+        if negatives > 0:
+            pairs = make_ranking_pairs(batch, targets["image_ids"], negatives, generator)
+            return pairs, {"rank_group": torch.tensor(negatives + 1)}
         pairs, labels = make_itm_pairs(batch, targets["image_ids"], generator)
         return pairs, {"match_labels": labels}
 
@@ -218,7 +224,10 @@ class ITMModel(CrossTaskModel):
         batch, targets = self.prepare(batch, targets)
         out = self.encode(batch, output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = self.itm_head(out.last_hidden_state[:, 0])  # (B,)
-        loss = itm_loss(logits, targets["match_labels"].to(logits.device))
+        if "rank_group" in targets:
+            loss = ranking_loss(logits, int(targets["rank_group"]))
+        else:
+            loss = itm_loss(logits, targets["match_labels"].to(logits.device))
         return _result({"loss": loss, "itm_loss": loss}, out, logits, return_outputs)
 
 

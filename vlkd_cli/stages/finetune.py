@@ -57,6 +57,7 @@ class FinetuneConfig:
     max_regions: int = 50
     use_tags: bool = True
     label_smoothing: float = 0.0
+    itm_negatives: int = 0
     vocab_size: int = 4096
     eval_batch_size: int = 64
     adapt: bool = False  # adapt-teacher: record adapted_to_boxes_sha256
@@ -150,7 +151,7 @@ def build_model(cfg: FinetuneConfig, regions: Regions, data: TaskData):
     feature_dim = regions.student_dim if cfg.features == "student" else regions.teacher_dim
     common = dict(task=cfg.task, arch=cfg.arch, region_feature_dim=feature_dim, answers=data.answers,
                   max_text_len=cfg.max_text_len, max_tag_len=cfg.max_tag_len, max_regions=cfg.max_regions,
-                  label_smoothing=cfg.label_smoothing)  # fmt: skip
+                  label_smoothing=cfg.label_smoothing, itm_negatives=cfg.itm_negatives)  # fmt: skip
     if cfg.model in list_presets():
         tokenizer = run_tokenizer(cfg, regions, data)
         return create_vl_model(preset=cfg.model, tokenizer=tokenizer, **common), tokenizer, f"preset:{cfg.model}"

@@ -139,10 +139,11 @@ def write_gt_proposals(instances: Path, out: Path) -> None:
     write_text_atomic(out, json.dumps(results))
 
 
-def _train_args(plan: Plan, data: Path, steps: int, seed: int, out: Path) -> list:
+def _train_args(plan: Plan, data: Path, steps: int, seed: int, out: Path, batch_size: int | None = None) -> list:
     s = plan.sizes
     return ["--annotations", data / "karpathy.json", "--split", "train", "--max-steps", steps, "--batch-size",
-            s.batch_size, "--lr", s.lr, "--seed", seed, "--device", "cpu", "--out", out, "--overwrite"]  # fmt: skip
+            batch_size or s.batch_size, "--lr", s.lr, "--seed", seed, "--device", "cpu", "--out", out,
+            "--overwrite"]  # fmt: skip
 
 
 def _caption(plan: Plan, data: Path) -> None:
@@ -181,9 +182,10 @@ def student_dir(root: Path, name: str, seed: int) -> Path:
 
 def _retrieval(plan: Plan, data: Path) -> None:
     r, s = plan.root, plan.sizes
-    plan.add("retrieval teacher: cross-encoder (demo-teacher, ITM)", r / "teacher-itm", "finetune", "--task",
-             "retrieval", "--model", "demo-teacher", "--regions", r / "regions-teacher.safetensors", "--features",
-             "teacher", *_train_args(plan, data, s.retrieval_teacher_steps, plan.seed, r / "teacher-itm"))  # fmt: skip
+    plan.add("retrieval teacher: cross-encoder (demo-teacher; each image ranks its caption against 7 others)",
+             r / "teacher-itm", "finetune", "--task", "retrieval", "--model", "demo-teacher", "--regions",
+             r / "regions-teacher.safetensors", "--features", "teacher", "--itm-negatives", 7,
+             *_train_args(plan, data, s.retrieval_teacher_steps, plan.seed, r / "teacher-itm", batch_size=16))  # fmt: skip
     test = ["--annotations", data / "karpathy.json", "--split", "test", "--device", "cpu"]
     plan.add("eval-retrieval teacher", r / "eval" / "teacher-itm", "eval-retrieval", "--model", r / "teacher-itm",
              "--regions", r / "regions-teacher.safetensors", *test, "--out", r / "eval" / "teacher-itm")  # fmt: skip

@@ -302,3 +302,12 @@ def test_reexport_is_import_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_caption_scores_is_the_metrics_mapping_of_the_public_api():
+    from vlkd_cli.eval import caption_scores
+
+    scores = caption_scores({1: ["a red ball", "the ball is red"], 2: ["two dogs"]}, {1: "a red ball", 2: "a cat"},
+                            meteor=False)  # fmt: skip
+    assert dict(scores) == scores.metrics and scores["CIDEr"] == scores.metrics["CIDEr"]
+    assert list(scores) == ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE"]

@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import threading
 import types
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,9 @@ _OFFICIAL_METEOR_TIMEOUT = 1800.0
 
 
 @dataclass
-class CaptionScores:
-    """Scores of a caption evaluation.
+class CaptionScores(Mapping[str, "float | None"]):
+    """Scores of a caption evaluation; as a mapping it is `metrics` (the dict DESIGN.md's public API promises:
+    `caption_scores(gts, res)["CIDEr"]`, `dict(caption_scores(gts, res))`).
 
     Attributes:
         metrics: The official keys Bleu_1..Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE -> corpus score (fractions, CIDEr on
@@ -66,6 +67,15 @@ class CaptionScores:
     metrics: dict[str, float | None]
     per_image: dict[str, dict[Any, float]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> float | None:
+        return self.metrics[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.metrics)
+
+    def __len__(self) -> int:
+        return len(self.metrics)
 
 
 def _describe(ids: list[Hashable]) -> str:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from vlkd_cli.cli.benchmark_latency import EPILOG as LATENCY_EPILOG
+from vlkd_cli.cli.benchmark_latency import benchmark_latency_cmd
+from vlkd_cli.cli.demo import EPILOG as DEMO_EPILOG
+from vlkd_cli.cli.demo import demo_cmd
 from vlkd_cli.cli.distill import EPILOG as DISTILL_EPILOG
 from vlkd_cli.cli.distill import distill_cmd
 from vlkd_cli.cli.eval import (
@@ -18,10 +22,16 @@ from vlkd_cli.cli.eval import (
     eval_retrieval_cmd,
     eval_vqa_cmd,
 )
+from vlkd_cli.cli.export import EPILOG as EXPORT_EPILOG
+from vlkd_cli.cli.export import export_cmd
 from vlkd_cli.cli.extract_regions import EPILOG as EXTRACT_EPILOG
 from vlkd_cli.cli.extract_regions import extract_regions_cmd
 from vlkd_cli.cli.finetune import ADAPT_EPILOG, adapt_teacher_cmd, finetune_cmd
 from vlkd_cli.cli.finetune import EPILOG as FINETUNE_EPILOG
+from vlkd_cli.cli.import_regions import EPILOG as IMPORT_REGIONS_EPILOG
+from vlkd_cli.cli.import_regions import import_regions_cmd
+from vlkd_cli.cli.import_teacher import EPILOG as IMPORT_TEACHER_EPILOG
+from vlkd_cli.cli.import_teacher import import_teacher_cmd
 from vlkd_cli.cli.inspect import EPILOG as INSPECT_EPILOG
 from vlkd_cli.cli.inspect import inspect_cmd
 from vlkd_cli.cli.make_demo_data import EPILOG as DEMO_DATA_EPILOG
@@ -47,7 +57,12 @@ app.command("distill", epilog=DISTILL_EPILOG)(distill_cmd)
 app.command("eval-caption", epilog=CAPTION_EPILOG)(eval_caption_cmd)
 app.command("eval-vqa", epilog=VQA_EPILOG)(eval_vqa_cmd)
 app.command("eval-retrieval", epilog=RETRIEVAL_EPILOG)(eval_retrieval_cmd)
+app.command("benchmark-latency", epilog=LATENCY_EPILOG)(benchmark_latency_cmd)
+app.command("import-teacher", epilog=IMPORT_TEACHER_EPILOG)(import_teacher_cmd)
+app.command("import-regions", epilog=IMPORT_REGIONS_EPILOG)(import_regions_cmd)
+app.command("export", epilog=EXPORT_EPILOG)(export_cmd)
 app.command("inspect", epilog=INSPECT_EPILOG)(inspect_cmd)
+app.command("demo", epilog=DEMO_EPILOG)(demo_cmd)
 
 
 def main() -> None:

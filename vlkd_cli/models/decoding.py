@@ -10,6 +10,12 @@ O(max_length) forwards, fine for 20 tokens.
 
 Scores are sums of log-probabilities divided by `length ** length_penalty`, where length counts the generated tokens
 including the end token ([SEP]); a hypothesis also ends, without [SEP], when it reaches `max_length` tokens.
+
+`min_length` (default 0: no constraint, the behaviour above) bans [SEP] while the sequence would be shorter than
+`min_length` tokens ([SEP] counted, like `max_length`; Hugging Face `generate`'s `min_length` does the same), and the
+ban renormalises the other tokens' probabilities. `min_length == max_length` gives fixed-length decoding: every row
+runs exactly `max_length` steps with no early stop (the last token may be [SEP]), so two models do the same number
+of forward passes (what `vlkd benchmark-latency --decode-length` needs for a fair timing).
 """
 
 from __future__ import annotations
@@ -66,9 +72,19 @@ def _strip_end(ids: list[int], eos_token_id: int) -> list[int]:
     return ids[:-1] if ids and ids[-1] == eos_token_id else ids
 
 
-def _check_lengths(max_length: int, beam_size: int = 1) -> None:
+def _check_lengths(max_length: int, beam_size: int = 1, min_length: int = 0) -> None:
     if max_length < 1 or beam_size < 1:
         raise ValueError(f"need max_length >= 1 and beam_size >= 1, got {max_length} and {beam_size}")
+    if not 0 <= min_length <= max_length:
+        raise ValueError(f"need 0 <= min_length <= max_length, got min_length={min_length}, max_length={max_length}")
+
+
+def _banned_at(step: int, banned_token_ids: Sequence[int], eos_token_id: int, min_length: int) -> list[int]:
+    """Tokens banned when generating token number `step` (1-based): [SEP] too while `step < min_length`."""
+    banned = list(banned_token_ids)
+    if step < min_length and eos_token_id not in banned:
+        banned.append(eos_token_id)
+    return banned
 
 
 @torch.no_grad()
@@ -82,6 +98,7 @@ def greedy_search(
     length_penalty: float = 1.0,
     banned_token_ids: Sequence[int] = (),
     device: torch.device | str = "cpu",
+    min_length: int = 0,
 ) -> DecodeResult:
     """Pick the most likely token at each step until [SEP] or `max_length` generated tokens.
 
@@ -94,15 +111,18 @@ def greedy_search(
         length_penalty: Only for the reported scores.
         banned_token_ids: Tokens never generated (e.g. [PAD], [CLS], [MASK]).
         device: Device of the prefixes handed to `step_fn`.
+        min_length: [SEP] may only be token number `min_length` or later (0: no constraint; `max_length`: every row
+            runs exactly `max_length` steps).
     """
-    _check_lengths(max_length)
+    _check_lengths(max_length, min_length=min_length)
     prefix = torch.full((batch_size, 1), bos_token_id, dtype=torch.long, device=device)  # (B, t)
     alive = torch.ones(batch_size, dtype=torch.bool, device=device)
     sums = torch.zeros(batch_size, device=device)
     lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
-    for _ in range(max_length):
+    for step in range(1, max_length + 1):
         rows = torch.nonzero(alive).squeeze(1)  # (M,)
-        logp = _log_probs(step_fn(prefix[rows], rows), banned_token_ids).to(device)  # (M, V)
+        banned = _banned_at(step, banned_token_ids, eos_token_id, min_length)
+        logp = _log_probs(step_fn(prefix[rows], rows), banned).to(device)  # (M, V)
         best, token = logp.max(dim=-1)  # (M,), (M,)
         sums[rows] += best
         lengths[rows] += 1
@@ -142,6 +162,7 @@ def beam_search(
     length_penalty: float = 1.0,
     banned_token_ids: Sequence[int] = (),
     device: torch.device | str = "cpu",
+    min_length: int = 0,
 ) -> DecodeResult:
     """Beam search returning the best finished hypothesis of each row.
 
@@ -161,8 +182,10 @@ def beam_search(
         length_penalty: Exponent of the length normalisation (0 = raw log-probability).
         banned_token_ids: Tokens never generated.
         device: Device of the prefixes handed to `step_fn`.
+        min_length: No hypothesis ends with [SEP] as a token before number `min_length` (0: no constraint;
+            `max_length`: every hypothesis runs `max_length` steps, no early stop).
     """
-    _check_lengths(max_length, beam_size)
+    _check_lengths(max_length, beam_size, min_length)
     k = beam_size
     seqs = torch.full((batch_size, k, 1), bos_token_id, dtype=torch.long, device=device)  # (B, k, t)
     sums = torch.full((batch_size, k), float("-inf"), device=device)  # (B, k)
@@ -182,7 +205,8 @@ def beam_search(
     for length in range(1, max_length + 1):
         rows = torch.nonzero(~done).squeeze(1)  # (A,)
         prefix = seqs[rows].reshape(-1, seqs.shape[-1])  # (A*k, t)
-        logp = _log_probs(step_fn(prefix, rows.repeat_interleave(k)), banned_token_ids).to(device)  # (A*k, V)
+        banned = _banned_at(length, banned_token_ids, eos_token_id, min_length)
+        logp = _log_probs(step_fn(prefix, rows.repeat_interleave(k)), banned).to(device)  # (A*k, V)
         vocab = logp.shape[-1]
         cand = sums[rows][:, :, None] + logp.reshape(len(rows), k, vocab)  # (A, k, V)
         offer(rows, sequence_score(cand[:, :, eos_token_id], length, length_penalty), seqs[rows], [eos_token_id])

@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vlkd_cli.artifacts.atomic import TEMP_MARK
+from vlkd_cli.artifacts.atomic import naming_target, temp_sibling
 from vlkd_cli.artifacts.io import open_artifact, write_artifact
 from vlkd_cli.artifacts.shards import resolve_shards
 from vlkd_cli.artifacts.writer import TensorBuilder, pending_from_array
@@ -49,7 +48,7 @@ class RegionsWriter:
     def __init__(self, path: Path, *, student_dim: int, teacher_dim: int, feature_dtype: str = "float16") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}{TEMP_MARK}", dir=self.path.parent))
+        self._tmp = temp_sibling(self.path, directory=True)  # swept by the next run if this one is killed
         dtype = np.dtype(feature_dtype)
         self._builders = {
             "boxes": TensorBuilder(self._tmp / "boxes", "boxes", np.float32, (4,)),
@@ -81,7 +80,10 @@ class RegionsWriter:
                     + (" after the cast to float16; use --feature-dtype float32" if rows.dtype == np.float16 else ""),
                     self.path,
                 )
-            builder.append(rows)
+            try:
+                builder.append(rows)
+            except OSError as err:  # e.g. ENOSPC: name the output, not the temp
+                raise naming_target(err, self._tmp, self.path) from err
         self._ids.append(int(image_id))
         self._sizes.append((int(size[0]), int(size[1])))
         self._counts.append(boxes.shape[0])
@@ -92,7 +94,11 @@ class RegionsWriter:
         try:
             digests = np.frombuffer(b"".join(self._digests), dtype=np.uint8).reshape(-1, 32)
             key = boxes_sha256(digests)
-            tensors = [builder.finish() for builder in self._builders.values()] + [
+            try:
+                finished = [builder.finish() for builder in self._builders.values()]
+            except OSError as err:
+                raise naming_target(err, self._tmp, self.path) from err
+            tensors = finished + [
                 pending_from_array("offsets", np.concatenate([[0], np.cumsum(self._counts)]).astype(np.int64)),
                 pending_from_array("image_ids", np.asarray(self._ids, dtype=np.int64)),
                 pending_from_array("image_sizes", np.asarray(self._sizes, dtype=np.int64).reshape(-1, 2)),
@@ -135,13 +141,14 @@ class _Shard:
         small = ("boxes", "scores", "labels", "offsets", "image_ids", "image_sizes", "box_digests")
         self.arrays = {name: self.handle.get_tensor(name) for name in small}
 
-    def features(self, name: str, begin: int, end: int) -> np.ndarray:
+    def features(self, name: str, begin: int, end: int, image_id: int | None = None) -> np.ndarray:
         if begin == end:  # safetensors refuses an empty slice at the end of a tensor
             info = self.header.tensors[name]
             return np.zeros((0, *info.shape[1:]), dtype=np.float16 if info.dtype == "F16" else np.float32)
         rows = self.handle.get_slice(name)[begin:end]
         if not np.isfinite(rows).all():
-            raise InputError(f"non-finite values in {name} rows {begin}:{end}", self.path)
+            where = f" of image {image_id}" if image_id is not None else ""
+            raise InputError(f"non-finite values in {name}{where} (rows {begin}:{end})", self.path)
         return rows
 
 
@@ -163,7 +170,10 @@ class Regions:
         self._locate = [(k, i) for k, s in enumerate(self._shards) for i in range(len(s.arrays["image_ids"]))]
         self._index = {int(image_id): n for n, image_id in enumerate(self.image_ids)}
         if len(self._index) != len(self.image_ids):
-            raise InputError("duplicate image ids across the regions", self.path)
+            ids, counts = np.unique(self.image_ids, return_counts=True)
+            twice = ids[counts > 1]
+            shown = ", ".join(str(int(i)) for i in twice[:5]) + (", ..." if len(twice) > 5 else "")
+            raise InputError(f"duplicate image ids across the regions (ids {shown})", self.path)
         for shard in self._shards:
             _check_values(shard)
 
@@ -203,14 +213,15 @@ class Regions:
         k, i = self._locate[n]
         shard = self._shards[k]
         begin, end = int(shard.arrays["offsets"][i]), int(shard.arrays["offsets"][i + 1])
+        image_id = int(shard.arrays["image_ids"][i])
         return ImageRegions(
-            image_id=int(shard.arrays["image_ids"][i]),
+            image_id=image_id,
             size=tuple(int(v) for v in shard.arrays["image_sizes"][i]),
             boxes=shard.arrays["boxes"][begin:end],
             scores=shard.arrays["scores"][begin:end],
             labels=shard.arrays["labels"][begin:end],
-            student_features=shard.features("student_features", begin, end) if student else None,
-            teacher_features=shard.features("teacher_features", begin, end) if teacher else None,
+            student_features=shard.features("student_features", begin, end, image_id) if student else None,
+            teacher_features=shard.features("teacher_features", begin, end, image_id) if teacher else None,
         )
 
     def _check_shards_agree(self) -> None:

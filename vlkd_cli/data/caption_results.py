@@ -58,6 +58,9 @@ def check_caption_coverage(results: Mapping[int, str], gt_ids: Collection[int], 
                            require_all: bool) -> None:  # fmt: skip
     """Results must be for ground-truth images only; with `require_all` (a Karpathy split) for every one of them.
 
+    `gt_ids` are the images that have at least one reference caption: a result for an image listed in the ground
+    truth without any caption cannot be scored (the official scorers assert on it) and is refused too.
+
     Raises:
         InputError: Names the count and the first ids of the extra (or missing) images.
     """
@@ -65,8 +68,8 @@ def check_caption_coverage(results: Mapping[int, str], gt_ids: Collection[int], 
     extra = [i for i in results if i not in known]
     if extra:
         raise InputError(
-            f"{len(extra)} results are for images that are not in the ground truth (ids {_few(extra)}): "
-            "wrong split or wrong annotation file?",
+            f"{len(extra)} results are for images that are not in the ground truth or have no reference caption "
+            f"(ids {_few(extra)}): wrong split or wrong annotation file?",
             path,
         )
     if require_all:

@@ -81,7 +81,11 @@ class TrainResult:
 
 
 def prepare_out_dir(out: Path, cfg: TrainConfig) -> None:
-    """Refuse to mix runs: checkpoints without --resume are exit 2 unless --overwrite; --resume needs one (3)."""
+    """Refuse to mix runs: checkpoints without --resume are exit 2 unless --overwrite; --resume needs one (3).
+
+    It creates nothing: stages call it before loading their models, and a model refused then (e.g. a newer schema)
+    must leave no run directory behind. `train` creates the directory.
+    """
     existing = checkpoint_dirs(out)
     if cfg.resume and not existing:
         raise InputError("--resume: no checkpoint to resume from", Path(out) / CHECKPOINTS)
@@ -93,8 +97,6 @@ def prepare_out_dir(out: Path, cfg: TrainConfig) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
             shutil.rmtree(Path(out) / CHECKPOINTS / "best", ignore_errors=True)
             (Path(out) / LOG_NAME).unlink(missing_ok=True)
-    if is_main():
-        Path(out).mkdir(parents=True, exist_ok=True)
 
 
 def train(task: TrainTask, cfg: TrainConfig, *, out: Path, device: torch.device, command: str,
@@ -105,6 +107,8 @@ def train(task: TrainTask, cfg: TrainConfig, *, out: Path, device: torch.device,
     if cfg.batch_size % world:
         raise UsageError(f"--batch-size {cfg.batch_size} is not divisible by the {world} processes")
     prepare_out_dir(out, cfg)
+    if is_main():
+        Path(out).mkdir(parents=True, exist_ok=True)
     barrier()
     module = task.module.to(device)
     model = nn.parallel.DistributedDataParallel(module, forward_sync_buffers=False) if distributed else module

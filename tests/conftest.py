@@ -65,3 +65,19 @@ def demo_regions(demo_data: Path, demo_proposals: Path) -> Path:
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     return out
+
+
+def train_tiny(demo_data: Path, regions: Path, out: Path, task: str, *extra, batch_size: int = 8) -> Path:
+    """A `tiny` model trained for 2 steps on the demo data (student features unless `extra` says otherwise)."""
+    annotations = demo_data / ("annotations.json" if task == "vqa" else "karpathy.json")
+    args = ["finetune", "--task", task, "--model", "tiny", "--regions", regions, "--annotations", annotations,
+            "--out", out, "--batch-size", batch_size, "--device", "cpu", "--max-steps", 2, "--split", "train",
+            *extra]  # fmt: skip
+    if "--features" not in extra:
+        args += ["--features", "student"]
+    if task == "vqa":
+        args += ["--questions", demo_data / "questions.json", "--split-file", demo_data / "karpathy.json",
+                 "--min-answer-count", 1]  # fmt: skip
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    return out

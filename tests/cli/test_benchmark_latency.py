@@ -14,35 +14,22 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, invoke
+from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, invoke, train_tiny
 from vlkd_cli.artifacts.header import read_header
 
 STAGES = ["decode", "detector", "backbone_roi", "inputs", "transformer", "head", "total"]
 TIMED = ["median_ms", "p90_ms", "mean_ms"]
 
 
-def _train(demo_data, regions, out, task, *extra):
-    annotations = demo_data / ("annotations.json" if task == "vqa" else "karpathy.json")
-    args = ["finetune", "--task", task, "--model", "tiny", "--regions", regions, "--features", "student",
-            "--annotations", annotations, "--out", out, "--batch-size", 8, "--device", "cpu", "--max-steps", 2,
-            "--split", "train", *extra]  # fmt: skip
-    if task == "vqa":
-        args += ["--questions", demo_data / "questions.json", "--split-file", demo_data / "karpathy.json",
-                 "--min-answer-count", 1]  # fmt: skip
-    result = invoke(args)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture(scope="module")
 def models(demo_data, demo_regions, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("latency-models")
     return {
-        "teacher": _train(demo_data, demo_regions, root / "teacher", "caption", "--features", "teacher"),
-        "student": _train(demo_data, demo_regions, root / "student", "caption"),
-        "vqa": _train(demo_data, demo_regions, root / "vqa", "vqa"),
-        "cross": _train(demo_data, demo_regions, root / "cross", "retrieval"),
-        "dual": _train(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
+        "teacher": train_tiny(demo_data, demo_regions, root / "teacher", "caption", "--features", "teacher"),
+        "student": train_tiny(demo_data, demo_regions, root / "student", "caption"),
+        "vqa": train_tiny(demo_data, demo_regions, root / "vqa", "vqa"),
+        "cross": train_tiny(demo_data, demo_regions, root / "cross", "retrieval"),
+        "dual": train_tiny(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file, save_file
 
-from tests.conftest import invoke
+from tests.conftest import invoke, train_tiny
 from vlkd_cli.artifacts.header import read_header
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.karpathy import load_karpathy
@@ -22,27 +22,14 @@ from vlkd_cli.stages.eval_model import load_inference_model
 from vlkd_cli.stages.eval_retrieval import EvalRetrievalConfig, dual_embeddings, load_gallery
 
 
-def _train(demo_data, regions, out, task, *extra):
-    annotations = demo_data / ("annotations.json" if task == "vqa" else "karpathy.json")
-    args = ["finetune", "--task", task, "--model", "tiny", "--regions", regions, "--features", "student",
-            "--annotations", annotations, "--out", out, "--batch-size", 8, "--device", "cpu", "--max-steps", 2,
-            "--split", "train", *extra]  # fmt: skip
-    if task == "vqa":
-        args += ["--questions", demo_data / "questions.json", "--split-file", demo_data / "karpathy.json",
-                 "--min-answer-count", 1]  # fmt: skip
-    result = invoke(args)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture(scope="module")
 def models(demo_data, demo_regions, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("eval-models")
     return {
-        "caption": _train(demo_data, demo_regions, root / "caption", "caption"),
-        "vqa": _train(demo_data, demo_regions, root / "vqa", "vqa"),
-        "cross": _train(demo_data, demo_regions, root / "cross", "retrieval"),
-        "dual": _train(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
+        "caption": train_tiny(demo_data, demo_regions, root / "caption", "caption"),
+        "vqa": train_tiny(demo_data, demo_regions, root / "vqa", "vqa"),
+        "cross": train_tiny(demo_data, demo_regions, root / "cross", "retrieval"),
+        "dual": train_tiny(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
     }
 
 

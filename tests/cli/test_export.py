@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from tests.conftest import invoke
+from tests.conftest import invoke, train_tiny
 from vlkd_cli.artifacts.io import build_metadata, save_artifact
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.vl_datasets import VLCollator
@@ -51,18 +51,6 @@ def _export(*args) -> object:
     return CliRunner().invoke(app, ["export", *(str(a) for a in args)])
 
 
-def _finetune(demo_data: Path, regions: Path, out: Path, task: str, *extra) -> Path:
-    annotations = demo_data / ("annotations.json" if task == "vqa" else "karpathy.json")
-    args = ["finetune", "--task", task, "--model", "tiny", "--regions", regions, "--annotations", annotations,
-            "--split", "train", "--out", out, "--batch-size", 4, "--device", "cpu", "--max-steps", 2, *LAYOUT, *extra]  # fmt: skip
-    if task == "vqa":
-        args += ["--questions", demo_data / "questions.json", "--split-file", demo_data / "karpathy.json",
-                 "--min-answer-count", 1]  # fmt: skip
-    result = invoke(args)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def _untrained_dir(like: Path, out: Path, task: str, **options) -> Path:
     """A model directory in the layout of `like` (random weights), written as vlkd writes models; `options` are
     extra model-config keys (e.g. the Oscar-style heads `vlkd import-teacher` configures)."""
@@ -82,10 +70,10 @@ def _untrained_dir(like: Path, out: Path, task: str, **options) -> Path:
 def trained(demo_data, demo_regions, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export-models")
     models = {
-        "vqa": _finetune(demo_data, demo_regions, root / "vqa", "vqa"),
-        "itm": _finetune(demo_data, demo_regions, root / "itm", "retrieval"),
-        "dual": _finetune(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
-        "caption": _finetune(demo_data, demo_regions, root / "caption", "caption", "--features", "teacher"),
+        "vqa": train_tiny(demo_data, demo_regions, root / "vqa", "vqa", *LAYOUT, batch_size=4),
+        "itm": train_tiny(demo_data, demo_regions, root / "itm", "retrieval", *LAYOUT, batch_size=4),
+        "dual": train_tiny(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual", *LAYOUT, batch_size=4),
+        "caption": train_tiny(demo_data, demo_regions, root / "caption", "caption", "--features", "teacher", *LAYOUT, batch_size=4),
     }
     student = root / "student"  # DistillVLM with every loss term (token_nce: a projection and a queue to strip)
     result = invoke(["distill", "--teacher", models["caption"], "--student", "tiny", "--regions", demo_regions,

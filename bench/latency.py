@@ -12,7 +12,7 @@
 Weights: the models are trained for 1 step and the detector for 2 (untrained for all purposes; weights do not
 change the compute), and the backbones are randomly initialised (timing only). Images: make-demo-data scenes.
 
-Usage:  python bench/latency.py --work /tmp/vlkd-latency [--image-size 448] [--threads 1] [--iters 10] [--two-stage]
+Usage:  python bench/latency.py --work /tmp/vlkd-latency [--image-size 448] [--threads 1] [--iters 20] [--two-stage]
 Prints markdown rows (paste into docs/benchmarks.md).
 """
 
@@ -119,14 +119,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/vlkd-latency"))
     parser.add_argument("--image-size", type=int, default=448)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--max-pairs", type=int, default=2000)
     parser.add_argument("--two-stage", action="store_true", help="also time the two-stage ranking (slow)")
     args = parser.parse_args()
     paths = prepare(args.work, args.image_size)
     common = ["--threads", args.threads, "--iters", args.iters]
     caption = benchmark(args.work / "latency-caption", paths, ["teacher-caption", "student-caption"],
-                        "--batch-sizes", "1", "--warmup", 3, "--decode-length", 20, *common)  # fmt: skip
+                        "--batch-sizes", "1", "--warmup", 5, "--decode-length", 20, *common)  # fmt: skip
     env = caption["environment"]
     print(f"Environment: {env['cpu']}, {env['threads']} thread(s), torch {env['torch']}, device {env['device']}.\n")
     caption_rows(caption)
@@ -138,7 +138,7 @@ def main() -> None:
     two_stage = None
     if args.two_stage:  # ~96k cross-encoder pairs per iteration: minutes per iteration on a CPU
         two_stage = benchmark(args.work / "latency-two-stage", paths, ["student-dual", "teacher-cross"], *gallery,
-                              "--warmup", 0, "--iters", 1)  # fmt: skip
+                              "--max-pairs", args.max_pairs, "--warmup", 0, "--iters", 1)  # fmt: skip
     retrieval_rows(cross, dual, two_stage)
 
 

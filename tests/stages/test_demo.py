@@ -28,6 +28,13 @@ def test_every_step_is_a_vlkd_command_and_outputs_are_distinct(tmp_path, sizes):
         assert step.action is not None or step.args[0] in COMMANDS, step.name
         if step.action is None and "--out" in step.args:
             assert Path(_option(step.args, "--out")) == step.out
+    produced = {tmp_path / "data"}
+    for step in plan.steps:  # every model / regions / teacher a step reads was written by an earlier step
+        for flag in ("--model", "--teacher", "--regions", "--teacher-regions", "--rerank-model", "--detector"):
+            value = _option(step.args, flag)
+            if value is not None and value.startswith(str(tmp_path)):
+                assert Path(value) in produced, f"{step.name}: {flag} {value} is not an earlier step's output"
+        produced.add(step.out)
     outs = [step.out for step in plan.steps]
     assert len(outs) == len(set(outs))
     assert plan.seeds == [3 + n for n in range(sizes.seeds)]

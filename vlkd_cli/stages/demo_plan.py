@@ -167,13 +167,13 @@ def _caption(plan: Plan, data: Path) -> None:
                 args = ["distill", "--teacher", r / "teacher", "--student", "demo-student", *common, *KD_LOSSES,
                         "--teacher-regions", r / "regions-teacher.safetensors", "--allow-misaligned"]  # fmt: skip
             plan.add(f"{name} (seed {seed})", out, *args)
-    evaluate = {"teacher": ("teacher", "regions-teacher"), "teacher adapted": ("teacher-adapted", "regions")}
-    evaluate.update({f"{n}@{seed}": (student_dir(r, n, seed).name, "regions") for n in CAPTION_STUDENTS
+    evaluate = {"teacher": (r / "teacher", "regions-teacher"), "teacher adapted": (r / "teacher-adapted", "regions")}
+    evaluate.update({f"{n} (seed {seed})": (student_dir(r, n, seed), "regions") for n in CAPTION_STUDENTS
                      for seed in plan.seeds})  # fmt: skip
     for name, (model, regions) in evaluate.items():
-        plan.add(f"eval-caption {name}", r / "eval" / model, "eval-caption", "--model", r / model, "--regions",
+        plan.add(f"eval-caption {name}", r / "eval" / model.name, "eval-caption", "--model", model, "--regions",
                  r / f"{regions}.safetensors", "--annotations", data / "karpathy.json", "--split", "test",
-                 "--no-meteor", "--device", "cpu", "--out", r / "eval" / model)  # fmt: skip
+                 "--no-meteor", "--device", "cpu", "--out", r / "eval" / model.name)  # fmt: skip
 
 
 def student_dir(root: Path, name: str, seed: int) -> Path:

@@ -102,3 +102,9 @@ def collate(decoded: Sequence[tuple[ImageRef, DecodedImage]]) -> ImageBatch:
 
 def _round_up(size: int) -> int:
     return -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def batched(items: Sequence, size: int) -> Iterator[Sequence]:
+    """Consecutive slices of at most `size` items (the last may be shorter)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -29,7 +29,7 @@ re-ranked shortlist, `vlkd_cli.eval.gallery` / `vlkd_cli.eval.rerank`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -205,7 +205,12 @@ def fold_recall(
             raise ValueError(f"fold {fold} (image rows {rows[0]}..{rows[-1]}) has no texts")
         sub = scores[rows[0] : rows[-1] + 1][:, cols]  # (size, T_f)
         per_fold.append(retrieval_recall(sub, gt_rows[cols] - rows[0], pessimistic=pessimistic))
-    return {key: sum(m[key] for m in per_fold) / folds for key in per_fold[0]}
+    return mean_over_folds(per_fold)
+
+
+def mean_over_folds(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The mean of every key over the folds' metric dicts (VSE++'s `np.array(results).mean(axis=0)`), as floats."""
+    return {key: sum(m[key] for m in per_fold) / len(per_fold) for key in per_fold[0]}
 
 
 # ------------------------------------------------------------------------------------------- top-K lists

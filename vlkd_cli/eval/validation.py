@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from vlkd_cli.data.batching import batched
 from vlkd_cli.data.vl_datasets import Sample, VLCollator
 from vlkd_cli.eval.caption_metrics import caption_scores
 from vlkd_cli.eval.retrieval import retrieval_recall
@@ -28,11 +29,6 @@ METRICS = {"caption": "CIDEr", "vqa": "vqa_accuracy", "retrieval": "r_mean", "pr
 
 def _mine(items: Sequence) -> list:
     return list(items)[get_rank() :: get_world_size()]
-
-
-def _batches(items: Sequence, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -48,7 +44,7 @@ def caption_metrics(model, collator: VLCollator, samples: Sequence[Sample], refe
                     batch_size: int, tokenizer, max_length: int = 20, beam_size: int = 1) -> dict[str, float]:  # fmt: skip
     """CIDEr-D of generated captions on the validation images."""
     produced = []
-    for chunk in _batches(_mine(unique_images(samples)), batch_size):
+    for chunk in batched(_mine(unique_images(samples)), batch_size):
         batch = collator.images_only([index for index, _ in chunk]).to(_device(model))
         result = model.generate(batch, beam_size=beam_size, max_length=max_length, tokenizer=tokenizer)
         produced += [[image_id, text] for (_, image_id), text in zip(chunk, result.texts)]
@@ -62,7 +58,7 @@ def vqa_metrics(model, collator: VLCollator, samples: Sequence[Sample], question
     """Official VQA accuracy (percent) of the argmax answers."""
     pairs = _mine(list(zip(question_ids, samples)))
     predicted = []
-    for chunk in _batches(pairs, batch_size):
+    for chunk in batched(pairs, batch_size):
         batch = collator([sample for _, sample in chunk]).to(_device(model))
         best = model.vqa_logits(batch.vl).argmax(dim=1).tolist()
         predicted += [[qid, answers[a]] for (qid, _), a in zip(chunk, best)]
@@ -86,10 +82,10 @@ def retrieval_metrics(model, collator: VLCollator, samples: Sequence[Sample], *,
 def _dual_scores(model, collator, images, texts, batch_size) -> np.ndarray:
     device = _device(model)
     image_emb, text_emb = [], []
-    for chunk in _batches(images, batch_size):
+    for chunk in batched(images, batch_size):
         batch = collator.images_only([index for index, _ in chunk]).to(device)
         image_emb.append(model.encode_image(batch.region_features, batch.region_boxes, batch.region_mask))
-    for chunk in _batches(texts, batch_size):
+    for chunk in batched(texts, batch_size):
         batch = collator(chunk).vl.to(device)
         text_emb.append(model.encode_text(batch.caption_ids, batch.caption_mask))
     return (torch.cat(image_emb) @ torch.cat(text_emb).T).float().cpu().numpy()
@@ -103,7 +99,7 @@ def _cross_scores(model, collator, images, texts, batch_size) -> np.ndarray:
     for row in rows:
         image_index = images[row][0]
         scores = []
-        for chunk in _batches(texts, batch_size):
+        for chunk in batched(texts, batch_size):
             paired = [Sample(image_index, images[row][1], s.text) for s in chunk]
             scores.append(model.itm_scores(collator(paired).vl.to(device)).float().cpu())
         mine.append([row, torch.cat(scores).tolist()])
@@ -118,7 +114,7 @@ def pretrain_metrics(model, collator: VLCollator, samples: Sequence[Sample], *, 
     """Negative mean validation loss (MLM + ITM), masks and negatives drawn from a fixed generator."""
     generator = torch.Generator().manual_seed(0)
     losses = []
-    for chunk in _batches(_mine(samples), batch_size):
+    for chunk in batched(_mine(samples), batch_size):
         batch = collator(chunk).to(_device(model))
         prepared, targets = model.prepare(batch.vl, batch.targets, generator=generator)
         losses.append([float(model.forward_loss(prepared, targets)["loss"]), len(chunk)])

@@ -17,6 +17,7 @@ import torch
 
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.batching import batched
 from vlkd_cli.data.caption_results import caption_records, check_caption_coverage, read_caption_results
 from vlkd_cli.data.captions import parse_captions
 from vlkd_cli.data.karpathy import is_karpathy
@@ -25,7 +26,7 @@ from vlkd_cli.errors import UsageError
 from vlkd_cli.jsonfile import read_json
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
-from vlkd_cli.stages.eval_model import InferenceModel, batched, load_inference_model
+from vlkd_cli.stages.eval_model import InferenceModel, load_inference_model
 from vlkd_cli.stages.eval_output import EvalOutput, write_eval_dir
 
 COMMAND = "eval-caption"

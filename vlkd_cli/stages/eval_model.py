@@ -8,7 +8,7 @@ backbone would be silently meaningless to the model).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +69,3 @@ def load_inference_model(path: Path, regions: Regions, *, tasks: Sequence[str], 
                           num_answers=len(answers) if answers else None)  # fmt: skip
     return InferenceModel(model, tokenizer, config, collator, device, input_record(path, "model"))
 
-
-def batched(items: Sequence, size: int) -> Iterator[Sequence]:
-    """Consecutive slices of at most `size` items."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -8,7 +8,6 @@ written whole or not at all: it is filled aside and swapped in, so a failed run 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,15 +61,3 @@ def write_eval_dir(out: Path, result: EvalOutput, *, command: str) -> None:
             metadata = build_metadata("eval", command=command, config=result.config, inputs=result.inputs)
             save_artifact(tmp / SCORES_NAME, result.scores, metadata)
 
-
-def as_float_dict(values: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-ready metrics: numpy scalars become Python floats, None stays None, nested dicts recurse."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            out[key] = as_float_dict(value)
-        elif value is None or isinstance(value, str):
-            out[key] = value
-        else:
-            out[key] = float(value)
-    return out

@@ -23,15 +23,17 @@ import torch
 
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.batching import batched
 from vlkd_cli.data.captions import parse_captions
 from vlkd_cli.data.karpathy import is_karpathy
 from vlkd_cli.data.score_matrix import ScoreMatrix, read_score_matrix
 from vlkd_cli.data.vl_datasets import Sample, caption_samples
 from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.eval.retrieval import fold_recall, mean_over_folds, retrieval_recall
 from vlkd_cli.jsonfile import read_json
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
-from vlkd_cli.stages.eval_model import InferenceModel, batched, load_inference_model
+from vlkd_cli.stages.eval_model import InferenceModel, load_inference_model
 from vlkd_cli.stages.eval_output import EvalOutput, write_eval_dir
 
 COMMAND = "eval-retrieval"
@@ -157,8 +159,6 @@ class Ranking:
 
 
 def rank_matrix(scores: np.ndarray, gallery_ids: np.ndarray, text_image_ids: np.ndarray) -> Ranking:
-    from vlkd_cli.eval.retrieval import retrieval_recall
-
     return Ranking(retrieval_recall(scores, text_image_ids, gallery_ids), matrix=scores)
 
 
@@ -179,24 +179,18 @@ def rank_dual(cfg: EvalRetrievalConfig, gallery: Gallery, image_emb: np.ndarray,
     return Ranking(metrics, topk=topk)
 
 
-def average(metrics: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of each key over folds (vsepp's fold5), Python floats."""
-    return {key: float(sum(m[key] for m in metrics) / len(metrics)) for key in metrics[0]}
-
-
 def check_folds(num_images: int, folds: int, where: Path) -> None:
     if folds > 1 and num_images % folds:
         raise InputError(f"--folds {folds}: {num_images} images do not split into {folds} equal folds", where)
 
 
 def _matrix_result(cfg: EvalRetrievalConfig, matrix: ScoreMatrix) -> tuple[dict, Ranking]:
-    from vlkd_cli.eval.retrieval import fold_recall
-
     check_folds(len(matrix.image_ids), cfg.folds, cfg.scores or cfg.annotations)
-    full = rank_matrix(matrix.scores, matrix.image_ids, matrix.text_image_ids)
     if cfg.folds == 1:
-        return full.metrics, full
-    return fold_recall(matrix.scores, matrix.text_image_ids, matrix.image_ids, folds=cfg.folds), full
+        metrics = retrieval_recall(matrix.scores, matrix.text_image_ids, matrix.image_ids)
+    else:
+        metrics = fold_recall(matrix.scores, matrix.text_image_ids, matrix.image_ids, folds=cfg.folds)
+    return metrics, Ranking(metrics, matrix=matrix.scores)
 
 
 def _model_result(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, list[dict]]:
@@ -226,7 +220,8 @@ def _model_result(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, lis
         if cfg.rerank_model is not None:
             reranker = pair_scorer(cross, part, cfg.batch_size)
         rankings.append(rank_dual(cfg, part, image_emb, text_emb, reranker))
-    return average([r.metrics for r in rankings]), merge_folds(rankings, parts), gallery, inputs
+    merged = merge_folds(rankings, parts)
+    return merged.metrics, merged, gallery, inputs
 
 
 def merge_folds(rankings: list[Ranking], parts: list[Gallery]) -> Ranking:
@@ -242,7 +237,7 @@ def merge_folds(rankings: list[Ranking], parts: list[Gallery]) -> Ranking:
         "t2i_scores": np.concatenate([r.topk["t2i_scores"] for r in rankings]),
         "t2i_indices": np.concatenate([r.topk["t2i_indices"] + o for r, o in zip(rankings, image_offsets)]),
     }
-    return Ranking(average([r.metrics for r in rankings]), topk=topk)
+    return Ranking(mean_over_folds([r.metrics for r in rankings]), topk=topk)
 
 
 def predictions(ranking: Ranking, image_ids: np.ndarray, text_image_ids: np.ndarray) -> dict[str, list]:

@@ -16,12 +16,13 @@ import torch
 
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.batching import batched
 from vlkd_cli.data.vl_datasets import vqa_samples
 from vlkd_cli.data.vqa import VqaQuestion, load_vqa_annotations, load_vqa_questions
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
-from vlkd_cli.stages.eval_model import InferenceModel, batched, load_inference_model
+from vlkd_cli.stages.eval_model import InferenceModel, load_inference_model
 from vlkd_cli.stages.eval_output import EvalOutput, write_eval_dir
 
 COMMAND = "eval-vqa"

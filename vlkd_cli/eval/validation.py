@@ -20,6 +20,7 @@ import torch
 from vlkd_cli.data.batching import batched
 from vlkd_cli.data.vl_datasets import Sample, VLCollator
 from vlkd_cli.eval.caption_metrics import caption_scores
+from vlkd_cli.eval.pair_scores import image_embeddings, itm_pair_scores, text_embeddings
 from vlkd_cli.eval.retrieval import retrieval_recall
 from vlkd_cli.eval.vqa import question_accuracy
 from vlkd_cli.train.distributed import all_gather_json, get_rank, get_world_size
@@ -80,29 +81,18 @@ def retrieval_metrics(model, collator: VLCollator, samples: Sequence[Sample], *,
 
 
 def _dual_scores(model, collator, images, texts, batch_size) -> np.ndarray:
-    device = _device(model)
-    image_emb, text_emb = [], []
-    for chunk in batched(images, batch_size):
-        batch = collator.images_only([index for index, _ in chunk]).to(device)
-        image_emb.append(model.encode_image(batch.region_features, batch.region_boxes, batch.region_mask))
-    for chunk in batched(texts, batch_size):
-        batch = collator(chunk).vl.to(device)
-        text_emb.append(model.encode_text(batch.caption_ids, batch.caption_mask))
-    return (torch.cat(image_emb) @ torch.cat(text_emb).T).float().cpu().numpy()
+    image_emb = image_embeddings(model, collator, [index for index, _ in images], batch_size)
+    text_emb = text_embeddings(model, collator, texts, batch_size)
+    return (image_emb @ text_emb.T).float().cpu().numpy()
 
 
 def _cross_scores(model, collator, images, texts, batch_size) -> np.ndarray:
     """Every (image, text) pair through the cross-encoder; rows shared out over processes, then gathered."""
-    device = _device(model)
-    rows = _mine(list(range(len(images))))
     mine = []
-    for row in rows:
-        image_index = images[row][0]
-        scores = []
-        for chunk in batched(texts, batch_size):
-            paired = [Sample(image_index, images[row][1], s.text) for s in chunk]
-            scores.append(model.itm_scores(collator(paired).vl.to(device)).float().cpu())
-        mine.append([row, torch.cat(scores).tolist()])
+    for row in _mine(list(range(len(images)))):
+        image_index, image_id = images[row]
+        paired = [Sample(image_index, image_id, s.text) for s in texts]
+        mine.append([row, itm_pair_scores(model, collator, paired, batch_size).tolist()])
     matrix = np.zeros((len(images), len(texts)))
     for part in all_gather_json(mine):
         for row, values in part:

@@ -19,16 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.data.batching import batched
 from vlkd_cli.data.captions import parse_captions
 from vlkd_cli.data.karpathy import is_karpathy
 from vlkd_cli.data.score_matrix import ScoreMatrix, read_score_matrix
 from vlkd_cli.data.vl_datasets import Sample, caption_samples
 from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.eval.pair_scores import image_embeddings, itm_pair_scores, text_embeddings
 from vlkd_cli.eval.retrieval import fold_recall, mean_over_folds, retrieval_recall
 from vlkd_cli.jsonfile import read_json
 from vlkd_cli.progress import progress_bar
@@ -105,48 +104,31 @@ def load_gallery(cfg: EvalRetrievalConfig, regions: Regions) -> Gallery:
 def cross_scores(loaded: InferenceModel, gallery: Gallery, batch_size: int) -> np.ndarray:
     """(I, T) ITM logits of every pair, the texts of one image row batched together."""
     matrix = np.empty((len(gallery.image_ids), len(gallery.texts)), dtype=np.float32)
-    with progress_bar("scoring pairs", matrix.size) as advance, torch.inference_mode():
+    with progress_bar("scoring pairs", matrix.size) as advance:
         for row, (index, image_id) in enumerate(zip(gallery.image_indices, gallery.image_ids.tolist())):
-            for start in range(0, len(gallery.texts), batch_size):
-                chunk = [Sample(index, image_id, t.text) for t in gallery.texts[start : start + batch_size]]
-                batch = loaded.collator(chunk).vl.to(loaded.device)
-                matrix[row, start : start + len(chunk)] = loaded.model.itm_scores(batch).float().cpu().numpy()
-                advance(len(chunk))
+            pairs = [Sample(index, image_id, t.text) for t in gallery.texts]
+            matrix[row] = itm_pair_scores(loaded.model, loaded.collator, pairs, batch_size, advance)
     return matrix
 
 
 def pair_scorer(loaded: InferenceModel, gallery: Gallery, batch_size: int):
     """`score_pairs(image_rows, text_cols) -> (P,) scores` of a cross-encoder, for the re-ranking stage."""
 
-    @torch.inference_mode()
     def score_pairs(image_rows: np.ndarray, text_cols: np.ndarray) -> np.ndarray:
-        out = np.empty(len(image_rows), dtype=np.float32)
-        for start in range(0, len(image_rows), batch_size):
-            rows, cols = image_rows[start : start + batch_size], text_cols[start : start + batch_size]
-            chunk = [Sample(gallery.image_indices[r], int(gallery.image_ids[r]), gallery.texts[c].text)
-                     for r, c in zip(rows.tolist(), cols.tolist())]  # fmt: skip
-            batch = loaded.collator(chunk).vl.to(loaded.device)
-            out[start : start + len(chunk)] = loaded.model.itm_scores(batch).float().cpu().numpy()
-        return out
+        pairs = [Sample(gallery.image_indices[r], int(gallery.image_ids[r]), gallery.texts[c].text)
+                 for r, c in zip(image_rows.tolist(), text_cols.tolist())]  # fmt: skip
+        return itm_pair_scores(loaded.model, loaded.collator, pairs, batch_size)
 
     return score_pairs
 
 
 def dual_embeddings(loaded: InferenceModel, gallery: Gallery, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(I, P) image and (T, P) text embeddings, L2-normalised float32."""
-    model, collator, device = loaded.model, loaded.collator, loaded.device
-    images, texts = [], []
-    with progress_bar("embedding", len(gallery.image_ids) + len(gallery.texts)) as advance, torch.inference_mode():
-        for chunk in batched(gallery.image_indices, batch_size):
-            batch = collator.images_only(chunk).to(device)
-            images.append(model.encode_image(batch.region_features, batch.region_boxes, batch.region_mask))
-            advance(len(chunk))
-        for chunk in batched(gallery.texts, batch_size):
-            batch = collator(chunk).vl.to(device)
-            texts.append(model.encode_text(batch.caption_ids, batch.caption_mask))
-            advance(len(chunk))
-    as_numpy = lambda parts: torch.cat(parts).float().cpu().numpy().astype(np.float32)
-    return as_numpy(images), as_numpy(texts)
+    model, collator = loaded.model, loaded.collator
+    with progress_bar("embedding", len(gallery.image_ids) + len(gallery.texts)) as advance:
+        images = image_embeddings(model, collator, gallery.image_indices, batch_size, advance)
+        texts = text_embeddings(model, collator, gallery.texts, batch_size, advance)
+    return images.float().cpu().numpy(), texts.float().cpu().numpy()
 
 
 @dataclass

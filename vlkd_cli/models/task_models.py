@@ -107,12 +107,14 @@ class CaptionModel(CrossTaskModel):
         beam_size: int = 1,
         max_length: int = 20,
         length_penalty: float = 1.0,
+        min_length: int = 0,
         tokenizer: PreTrainedTokenizerFast | None = None,
     ) -> DecodeResult:
         """Caption each row of `batch` (its caption segment is ignored; tags and regions are used).
 
         Runs in eval mode (restored afterwards). `max_length` counts generated tokens with [SEP] and must be
-        < max_text_len. Oscar decodes with beam 5, max length 20.
+        < max_text_len; [SEP] is banned before `min_length` tokens (`min_length == max_length`: exactly that many
+        steps for every row, as latency benchmarks need). Oscar decodes with beam 5, max length 20.
         """
         if max_length >= batch.max_text_len:
             raise ValueError(f"max_length={max_length} needs max_text_len > {max_length}, have {batch.max_text_len}")
@@ -122,6 +124,7 @@ class CaptionModel(CrossTaskModel):
             "eos_token_id": ids["sep"],
             "max_length": max_length,
             "length_penalty": length_penalty,
+            "min_length": min_length,
             "banned_token_ids": [ids[k] for k in ("pad", "cls", "mask") if k in ids],
             "device": batch.input_ids.device,
         }

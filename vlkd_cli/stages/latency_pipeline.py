@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from vlkd_cli.data.detections import Detections, load_detection_results, select_
 from vlkd_cli.data.image_index import ImageRef
 from vlkd_cli.data.images import load_image
 from vlkd_cli.errors import InputError
-from vlkd_cli.models.decoding import DecodeResult, beam_search, greedy_search
+from vlkd_cli.models.decoding import DecodeResult
 from vlkd_cli.models.inputs import VLBatch, build_batch
 from vlkd_cli.stages.latency_models import BenchModel
 from vlkd_cli.stages.latency_timing import ModuleTimer, StageClock, synchronize
@@ -158,19 +157,7 @@ def model_inputs(bm: BenchModel, images: ImageFeatures, names: dict[int, str] | 
 
 def fixed_length_captions(model, batch: VLBatch, length: int, beam_size: int) -> DecodeResult:
     """Caption every row with exactly `length` decoding steps (greedy, or beam search with `beam_size`)."""
-    ids = model.special_token_ids
-    kwargs = {
-        "bos_token_id": ids["cls"],
-        "eos_token_id": ids["sep"],
-        "max_length": length,
-        "min_length": length,
-        "banned_token_ids": [ids[k] for k in ("pad", "cls", "mask") if k in ids],
-        "device": batch.input_ids.device,
-    }
-    step = partial(model.next_token_logits, batch)  # (prefix, rows) -> (M, V) logits
-    if beam_size == 1:
-        return greedy_search(step, batch.batch_size, **kwargs)
-    return beam_search(step, batch.batch_size, beam_size=beam_size, **kwargs)
+    return model.generate(batch, beam_size=beam_size, max_length=length, min_length=length)
 
 
 def run_head(bm: BenchModel, batch: VLBatch, decode_length: int, beam_size: int) -> Tensor | DecodeResult:

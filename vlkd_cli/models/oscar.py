@@ -37,19 +37,11 @@ import torch
 from torch import Tensor
 
 from vlkd_cli.models.inputs import GEOMETRY_DIM
+from vlkd_cli.models.presets import BERT_DEFAULTS
 
 # BertConfig fields taken from Oscar's config.json into our `encoder` dict (BERT defaults where absent).
 _ENCODER_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
-_ENCODER_OPTIONAL = {
-    "intermediate_size": None,  # default 4 * hidden_size
-    "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-    "max_position_embeddings": 512,
-    "type_vocab_size": 2,
-    "initializer_range": 0.02,
-    "layer_norm_eps": 1e-12,
-}
+_ENCODER_OPTIONAL = {"intermediate_size": None, **BERT_DEFAULTS}  # intermediate_size default: 4 * hidden_size
 _REGION_FEATURE_TYPES = ("frcnn", "faster_r-cnn", "mask_r-cnn", "")  # the dense-feature branch of BertImgModel
 OSCAR_TASK_NAMES = {"image_captioning": "caption", "ir": "retrieval"}  # config `finetuning_task` -> our task
 

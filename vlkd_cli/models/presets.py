@@ -11,22 +11,22 @@ from typing import Any
 
 from vlkd_cli.errors import UsageError
 
+BERT_DEFAULTS: dict[str, Any] = {
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+}
+"""BERT-base's values of the `BertConfig` fields a shape does not set (dropout 0.1, GELU, 512 positions)."""
+
 
 def _shape(layers: int, hidden: int, heads: int, ffn: int) -> dict[str, Any]:
-    """BERT hyper-parameters of one shape; the rest are BERT-base defaults (dropout 0.1, GELU, 512 positions)."""
-    return {
-        "num_hidden_layers": layers,
-        "hidden_size": hidden,
-        "num_attention_heads": heads,
-        "intermediate_size": ffn,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
-        "max_position_embeddings": 512,
-        "type_vocab_size": 2,
-        "initializer_range": 0.02,
-        "layer_norm_eps": 1e-12,
-    }
+    """BERT hyper-parameters of one shape; the rest are `BERT_DEFAULTS`."""
+    return {"num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": heads,
+            "intermediate_size": ffn, **BERT_DEFAULTS}  # fmt: skip
 
 
 _PRESETS: dict[str, dict[str, Any]] = {

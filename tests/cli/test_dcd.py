@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import invoke
+from tests.conftest import invoke, train_tiny
 from vlkd_cli.stages.dcd import draw_negatives
 from vlkd_cli.stages.dcd_module import DCDModule, hard_candidates
 
@@ -19,11 +19,7 @@ from vlkd_cli.stages.dcd_module import DCDModule, hard_candidates
 @pytest.fixture(scope="module")
 def itm_teacher(demo_data, demo_regions, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dcd") / "teacher"
-    result = invoke(["finetune", "--task", "retrieval", "--model", "tiny", "--regions", demo_regions, "--features",
-                     "teacher", "--annotations", demo_data / "karpathy.json", "--split", "train", "--max-steps", 3,
-                     "--batch-size", 8, "--device", "cpu", "--out", out])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out
+    return train_tiny(demo_data, demo_regions, out, "retrieval", "--features", "teacher", "--max-steps", 3)
 
 
 def _dcd(demo_data, regions, teacher, out, *extra, arch="cross"):

@@ -21,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, invoke
+from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, train_tiny
 from tests.reliability import leftovers
 from vlkd_cli.artifacts.atomic import TEMP_MARK
 from vlkd_cli.artifacts.regions import Regions
@@ -97,12 +97,8 @@ def test_kill_during_extract_regions_keeps_the_old_output_then_a_rerun_completes
 
 @pytest.fixture(scope="module")
 def caption_teacher(demo_data, demo_regions, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("kill-teacher") / "teacher"
-    result = invoke(["finetune", "--task", "caption", "--model", "tiny", "--regions", demo_regions, "--features",
-                     "teacher", "--annotations", demo_data / "karpathy.json", "--split", "train", "--max-steps", 2,
-                     "--batch-size", 8, "--device", "cpu", "--out", out])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out
+    return train_tiny(demo_data, demo_regions, tmp_path_factory.mktemp("kill-teacher") / "teacher", "caption",
+                      "--features", "teacher")
 
 
 def test_kill_during_distill_then_resume_is_bit_identical(caption_teacher, demo_data, demo_regions, tmp_path):

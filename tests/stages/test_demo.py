@@ -61,6 +61,29 @@ def _write_metrics(path: Path, metrics: dict) -> None:
     (path / "metrics.json").write_text(json.dumps(metrics))
 
 
+
+def _losses(args: list[str]) -> set[str]:
+    return {args[i + 1] for i, a in enumerate(args) if a == "--loss"}
+
+
+@pytest.mark.parametrize("sizes", [QUICK, FULL])
+def test_dual_students_share_one_configuration_and_dcd_only_adds_its_loss(tmp_path, sizes):
+    plan = build_plan(tmp_path, sizes, seed=0, pretrained=False)
+    runs = [s for s in plan.steps if s.out.parent.name == "students" and _option(s.args, "--task") == "retrieval"]
+    plain = [s for s in runs if s.args[0] == "finetune"]
+    dcd = [s for s in runs if s.args[0] == "distill"]
+    assert len(plain) == len(dcd) == sizes.seeds
+    for key in ("--max-steps", "--batch-size", "--lr", "--annotations", "--split", "--regions", "--arch"):
+        assert len({_option(s.args, key) for s in runs}) == 1, key
+    assert {_option(s.args, "--seed") for s in plain} == {_option(s.args, "--seed") for s in dcd}
+    assert all(_option(s.args, "--model") == "demo-student" == _option(d.args, "--student") for s, d in zip(plain, dcd))
+    assert all(_losses(s.args) == set() for s in plain)  # finetune's own (contrastive) objective
+    assert all(_losses(s.args) == {"dcd=1", "task=1"} and _option(s.args, "--method") == "dcd" for s in dcd)
+    assert {(_option(s.args, "--dcd-pool"), _option(s.args, "--dcd-k")) for s in dcd} == {
+        (str(sizes.dcd_pool), str(sizes.dcd_k))}
+    teacher = next(s for s in plan.steps if s.out == tmp_path / "teacher-itm")
+    assert _option(teacher.args, "--model") == str(tmp_path / "teacher")  # the caption teacher, fine-tuned
+
 def test_summary_rows_from_the_evaluation_outputs(tmp_path):
     plan = build_plan(tmp_path, QUICK, seed=0, pretrained=False)
     ev = tmp_path / "eval"
@@ -79,6 +102,13 @@ def test_summary_rows_from_the_evaluation_outputs(tmp_path):
                {"model": str(student), "batch_size": 1, "stage": "total", "median_ms": 20.0},
                {"model": str(student), "batch_size": 1, "stage": "transformer", "median_ms": 5.0}]  # fmt: skip
     (tmp_path / "latency" / "latency.json").write_text(json.dumps({"results": results}))
+    (tmp_path / "latency-retrieval").mkdir()
+    plain, dcd = (str(student_dir(tmp_path, name, 0)) for name in ("dual student no DCD", "dual student DCD"))
+    results = [{"model": str(tmp_path / "teacher-itm"), "stage": "total", "median_ms": 90000.0},
+               {"model": str(tmp_path / "teacher-itm"), "stage": "score_pairs", "median_ms": 89000.0},
+               {"model": plain, "stage": "total", "median_ms": 700.0}, {"model": dcd, "stage": "total", "median_ms": 600.0},
+               {"model": dcd, "stage": "two_stage_total", "median_ms": 3000.0}]  # fmt: skip
+    (tmp_path / "latency-retrieval" / "latency.json").write_text(json.dumps({"results": results}))
     rows = {row["name"]: row for row in summary_rows(plan)}
     assert tuple(rows) == ROW_NAMES
     assert rows["teacher"]["CIDEr"] == 1.5 and rows["teacher"]["i2t_r1"] == 50.0 and rows["teacher"]["latency_ms"] == 80
@@ -86,6 +116,8 @@ def test_summary_rows_from_the_evaluation_outputs(tmp_path):
     assert rows["student no KD"]["latency_ms"] == 20.0
     assert rows["dual student DCD"]["t2i_r1"] == pytest.approx(15.0) and rows["two-stage"]["seeds"] == 2
     assert rows["dual student DCD"]["std"]["i2t_r1"] == pytest.approx(7.0710678, abs=1e-6)
+    gallery = {name: rows[name].get("gallery_s") for name in ("teacher", *ROW_NAMES[5:])}
+    assert gallery == {"teacher": 90.0, "dual student no DCD": 0.7, "dual student DCD": 0.6, "two-stage": 3.0}
     assert not any("adapt" in name for name in rows if name not in ROW_NAMES)
 
 

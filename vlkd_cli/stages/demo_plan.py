@@ -26,18 +26,26 @@ class DemoSizes:
     student_steps: int
     retrieval_teacher_steps: int
     dual_steps: int
+    dcd_pool: int  # captions per image the retrieval teacher scores (the positive + pool − 1 of other images)
+    dcd_k: int  # of which the student learns from the positive + the k − 1 hardest
     seeds: int
     vqa: bool
     teacher_detector: bool
     image_size: int = 128
     batch_size: int = 32
     lr: float = 5e-4
+    retrieval_teacher_batch: int = 16
+    retrieval_negatives: int = 7  # the retrieval teacher ranks each image's caption against this many others
+    gallery_images: int = 1000  # the gallery whose ranking time is measured (the paper's 1K × 5K)
+    gallery_texts: int = 5000
 
 
 QUICK = DemoSizes(images=300, detector_epochs=6, teacher_steps=300, adapt_steps=100, student_steps=200,
-                  retrieval_teacher_steps=300, dual_steps=150, seeds=2, vqa=False, teacher_detector=False)  # fmt: skip
+                  retrieval_teacher_steps=150, dual_steps=100, dcd_pool=8, dcd_k=4, seeds=2, vqa=False,
+                  teacher_detector=False)  # fmt: skip
 FULL = DemoSizes(images=600, detector_epochs=8, teacher_steps=600, adapt_steps=150, student_steps=300,
-                 retrieval_teacher_steps=600, dual_steps=300, seeds=3, vqa=True, teacher_detector=True)  # fmt: skip
+                 retrieval_teacher_steps=400, dual_steps=200, dcd_pool=16, dcd_k=8, seeds=3, vqa=True,
+                 teacher_detector=True)  # fmt: skip
 
 CAPTION_STUDENTS = {
     "student no KD": None,
@@ -45,6 +53,9 @@ CAPTION_STUDENTS = {
     "student KD + adaptation": "adapted",
 }
 KD_LOSSES = ["--loss", "task=1", "--loss", "attention_mse=10", "--loss", "token_nce=0.5", "--loss", "logit_kd=1"]
+# A dual encoder's scaled cosine has no bias, so DCD's 8-way BCE alone does not shape a retrieval space (measured:
+# chance-level recall on demo data); the DCD student keeps the no-DCD student's in-batch contrastive loss.
+DCD_LOSSES = ["--loss", "dcd=1", "--loss", "task=1"]
 
 
 @dataclass
@@ -181,11 +192,16 @@ def student_dir(root: Path, name: str, seed: int) -> Path:
 
 
 def _retrieval(plan: Plan, data: Path) -> None:
+    """The retrieval teacher is the caption teacher fine-tuned as a cross-encoder (a VL model trained on the same
+    images and captions, as real teachers are pre-trained); both dual students train with the same in-batch
+    contrastive loss, steps, batch and seeds, and the DCD one adds the DCD loss (Rao et al.)."""
     r, s = plan.root, plan.sizes
-    plan.add("retrieval teacher: cross-encoder (demo-teacher; each image ranks its caption against 7 others)",
-             r / "teacher-itm", "finetune", "--task", "retrieval", "--model", "demo-teacher", "--regions",
-             r / "regions-teacher.safetensors", "--features", "teacher", "--itm-negatives", 7,
-             *_train_args(plan, data, s.retrieval_teacher_steps, plan.seed, r / "teacher-itm", batch_size=16))  # fmt: skip
+    plan.add("retrieval teacher: the caption teacher fine-tuned as a cross-encoder (each image ranks its caption "
+             f"against {s.retrieval_negatives} others)", r / "teacher-itm", "finetune", "--task", "retrieval",
+             "--model", r / "teacher", "--regions", r / "regions-teacher.safetensors", "--features", "teacher",
+             "--itm-negatives", s.retrieval_negatives,
+             *_train_args(plan, data, s.retrieval_teacher_steps, plan.seed, r / "teacher-itm",
+                          batch_size=s.retrieval_teacher_batch))  # fmt: skip
     test = ["--annotations", data / "karpathy.json", "--split", "test", "--device", "cpu"]
     plan.add("eval-retrieval teacher", r / "eval" / "teacher-itm", "eval-retrieval", "--model", r / "teacher-itm",
              "--regions", r / "regions-teacher.safetensors", *test, "--out", r / "eval" / "teacher-itm")  # fmt: skip
@@ -195,8 +211,8 @@ def _retrieval(plan: Plan, data: Path) -> None:
         plan.add(f"dual student no DCD (seed {seed})", plain, "finetune", "--model", "demo-student", "--arch", "dual",
                  "--features", "student", *common, *_train_args(plan, data, s.dual_steps, seed, plain))  # fmt: skip
         plan.add(f"dual student DCD (seed {seed})", dcd, "distill", "--method", "dcd", "--teacher", r / "teacher-itm",
-                 "--student", "demo-student", "--arch", "dual", *common,
-                 *_train_args(plan, data, s.dual_steps, seed, dcd))  # fmt: skip
+                 "--student", "demo-student", "--arch", "dual", *common, *DCD_LOSSES, "--dcd-pool", s.dcd_pool,
+                 "--dcd-k", s.dcd_k, *_train_args(plan, data, s.dual_steps, seed, dcd))  # fmt: skip
         for model, extra in ((plain, []), (dcd, []), (dcd, ["--rerank-model", r / "teacher-itm", "--rerank-k", 16])):
             out = r / "eval" / (model.name + ("-two-stage" if extra else ""))
             plan.add(f"eval-retrieval {out.name}", out, "eval-retrieval", "--model", model, "--regions",
@@ -242,3 +258,11 @@ def _latency(plan: Plan, data: Path) -> None:
              r / "teacher", "--model", student, "--images", data / "images", "--detector", r / "detector",
              "--batch-sizes", "1", "--warmup", 2, "--iters", 10, "--decode-length", 20, "--device", "cpu",
              "--out", r / "latency")  # fmt: skip
+    s = plan.sizes
+    plan.add(f"benchmark-latency: rank a {s.gallery_images} x {s.gallery_texts} gallery (cross-encoder timed on "
+             "2,000 pairs and extrapolated; dual encoders + faiss; two-stage)", r / "latency-retrieval",
+             "benchmark-latency", "--task", "retrieval", "--model", r / "teacher-itm", "--model",
+             student_dir(r, "dual student no DCD", plan.seed), "--model", student_dir(r, "dual student DCD", plan.seed),
+             "--images", data / "images", "--detector", r / "detector", "--gallery-images", s.gallery_images,
+             "--gallery-texts", s.gallery_texts, "--max-pairs", 2000, "--warmup", 1, "--iters", 3, "--device", "cpu",
+             "--out", r / "latency-retrieval")  # fmt: skip

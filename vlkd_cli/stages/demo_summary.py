@@ -2,7 +2,8 @@
 
 One row per model: `name` is one of ROW_NAMES, with flat metric keys where they apply — `CIDEr`, `Bleu_4`
 (Karpathy test, greedy), `vqa_overall` (full mode), `i2t_r1`, `t2i_r1` (and R@5/10), `latency_ms` (end-to-end
-caption latency at batch 1, median) — and `seeds`. Student rows hold the mean over their seeds, with the
+caption latency at batch 1, median), `gallery_s` (retrieval rows: seconds to rank the 1K × 5K gallery, median;
+the cross-encoder's extrapolated from a timed sample) — and `seeds`. Student rows hold the mean over their seeds, with the
 per-seed values under `per_seed`. The "teacher" row holds each task's teacher (caption teacher on its own regions,
 the retrieval cross-encoder, the VQA teacher), "teacher adapted" the caption (and VQA) teacher adapted to the
 student's boxes.
@@ -57,15 +58,30 @@ def _latency(root: Path) -> dict[str, float]:
             if r.get("stage") == "total" and r.get("batch_size") == 1 and "median_ms" in r}  # fmt: skip
 
 
+def _gallery_seconds(root: Path) -> dict[tuple[str, str], float]:
+    """(model directory name, stage) → median seconds to rank the gallery (retrieval latency)."""
+    file = root / "latency-retrieval" / "latency.json"
+    if not file.is_file():
+        return {}
+    results = json.loads(file.read_text())["results"]
+    return {(Path(r["model"]).name, r["stage"]): float(r["median_ms"]) / 1000 for r in results
+            if r.get("stage", "").endswith("total") and r.get("median_ms") is not None}  # fmt: skip
+
+
 def summary_rows(plan: Plan) -> list[dict[str, Any]]:
     """The eight rows (see the module docstring) from the outputs under plan.root."""
     r, ev = plan.root, plan.root / "eval"
-    latency = _latency(r)
+    latency, gallery = _latency(r), _gallery_seconds(r)
+
+    def gallery_s(model: str, stage: str = "total") -> dict[str, float]:
+        return {"gallery_s": gallery[model, stage]} if (model, stage) in gallery else {}
+
     student_ms = latency.get(student_dir(r, "student KD + adaptation", plan.seed).name)
     rows = [
         {"name": "teacher", **_pick(_metrics(ev / "teacher"), CAPTION_KEYS),
          **_pick(_metrics(ev / "teacher-itm"), RETRIEVAL_KEYS), **_vqa(_metrics(ev / "teacher-vqa")),
-         **({"latency_ms": latency["teacher"]} if "teacher" in latency else {}), "seeds": 1},
+         **({"latency_ms": latency["teacher"]} if "teacher" in latency else {}), **gallery_s("teacher-itm"),
+         "seeds": 1},
         {"name": "teacher adapted", **_pick(_metrics(ev / "teacher-adapted"), CAPTION_KEYS),
          **_vqa(_metrics(ev / "teacher-vqa-adapted")), "seeds": 1},
     ]  # fmt: skip
@@ -82,7 +98,8 @@ def summary_rows(plan: Plan) -> list[dict[str, Any]]:
         source = "dual student no DCD" if name == "dual student no DCD" else "dual student DCD"
         runs = [_pick(_metrics(ev / (student_dir(r, source, seed).name + suffix)), RETRIEVAL_KEYS)
                 for seed in plan.seeds]  # fmt: skip
-        rows.append({"name": name, **_mean_over(runs)})
+        stage = "two_stage_total" if name == "two-stage" else "total"
+        rows.append({"name": name, **_mean_over(runs), **gallery_s(student_dir(r, source, plan.seed).name, stage)})
     return rows
 
 
@@ -108,9 +125,13 @@ def print_tables(summary: dict[str, Any]) -> None:
         caption.add_row(name, _cell(row, "CIDEr"), _cell(row, "Bleu_4"), _cell(row, "vqa_overall", digits=1),
                         _cell(row, "latency_ms", digits=1), str(row.get("seeds", 1)))  # fmt: skip
     console.print(caption)
-    retrieval = Table("model", *RETRIEVAL_KEYS, "seeds", title="Retrieval (Karpathy test) — DCD", box=None)
+    config = summary.get("config", {})
+    size = f"{config.get('gallery_images', '?')} x {config.get('gallery_texts', '?')}"
+    retrieval = Table("model", *RETRIEVAL_KEYS, "gallery s", "seeds", title="Retrieval (Karpathy test) — DCD; "
+                      f"gallery s = time to rank a {size} gallery", box=None)  # fmt: skip
     for name in ("teacher", *ROW_NAMES[5:]):
         row = rows[name]
         retrieval.add_row(name if name != "teacher" else "teacher (cross-encoder)",
-                          *(_cell(row, k, digits=1) for k in RETRIEVAL_KEYS), str(row.get("seeds", 1)))  # fmt: skip
+                          *(_cell(row, k, digits=1) for k in RETRIEVAL_KEYS), _cell(row, "gallery_s", digits=2),
+                          str(row.get("seeds", 1)))  # fmt: skip
     console.print(retrieval)

@@ -1,12 +1,13 @@
-"""DCD on demo data: the same dual-encoder student, data, step budget and seeds, trained without and with DCD, next
-to the teacher cross-encoder and two-stage retrieval (dual top-K re-ranked by the teacher); R@1/5/10 on the Karpathy
-test split and the time to rank the whole gallery.
+"""DCD on demo data: the same dual-encoder student, data, step budget and seeds, trained without DCD (its in-batch
+contrastive loss) and with DCD (the same loss + the DCD loss, as `vlkd demo` does), next to the teacher
+cross-encoder and two-stage retrieval (dual top-K re-ranked by the teacher); R@1/5/10 on the Karpathy test split and
+the time to rank that gallery.
 
-Needs in --work: data/ (make-demo-data), regions-teacher.safetensors (student and teacher features on the same
-boxes) and teacher-itm/ (a retrieval cross-encoder on teacher features, `finetune --task retrieval`). Each student
-is evaluated once, after its last step (no checkpoint selection).
+Needs in --work what `vlkd demo --quick --out DIR` leaves there: data/ (make-demo-data), regions-teacher.safetensors
+(student and teacher features on the same boxes) and teacher-itm/ (a retrieval cross-encoder on teacher features).
+Each student is evaluated once, after its last step (no checkpoint selection).
 
-Usage:  python bench/dcd_retrieval.py --work demo-run [--seeds 0,1,2] [--steps 300] [--rerank-k 16]
+Usage:  python bench/dcd_retrieval.py --work demo-quick [--seeds 0,1,2] [--steps 100] [--pool 8] [--k 4]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.stages.demo_plan import DCD_LOSSES, QUICK
 from vlkd_cli.stages.eval_model import load_inference_model
 from vlkd_cli.stages.eval_retrieval import (
     EvalRetrievalConfig,
@@ -45,7 +47,7 @@ def train_student(args: argparse.Namespace, seed: int, dcd: bool) -> Path:
               "--overwrite"]  # fmt: skip
     if dcd:
         command = ["distill", "--method", "dcd", "--teacher", str(work / "teacher-itm"), "--student", "demo-student",
-                   "--arch", "dual", *common]  # fmt: skip
+                   "--arch", "dual", *DCD_LOSSES, "--dcd-pool", str(args.pool), "--dcd-k", str(args.k), *common]  # fmt: skip
     else:
         command = ["finetune", "--model", "demo-student", "--arch", "dual", "--features", "student", *common]
     subprocess.run([sys.executable, "-m", "vlkd_cli", *command], check=True, capture_output=True,
@@ -85,9 +87,11 @@ def row(name: str, runs: list[tuple[dict[str, float], float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("demo-run"))
+    parser.add_argument("--work", type=Path, default=Path("demo-quick"))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=QUICK.dual_steps)
+    parser.add_argument("--pool", type=int, default=QUICK.dcd_pool)
+    parser.add_argument("--k", type=int, default=QUICK.dcd_k)
     parser.add_argument("--rerank-k", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -97,7 +101,8 @@ def main() -> None:
                            regions)  # fmt: skip
     teacher = load_inference_model(args.work / "teacher-itm", regions, tasks=("retrieval",), device=torch.device("cpu"))
     print(f"gallery: {len(gallery.image_ids)} test images x {len(gallery.texts)} captions; "
-          f"students: demo-student dual encoder, {args.steps} steps, batch 32, lr 5e-4, seeds {args.seeds}")  # fmt: skip
+          f"students: demo-student dual encoder, {args.steps} steps, batch 32, lr 5e-4, seeds {args.seeds}; "
+          f"DCD pool {args.pool}, k {args.k}")  # fmt: skip
     print(f"| model | {' | '.join(KEYS)} | gallery s | runs |")
     print("|---|" + "---|" * (len(KEYS) + 2))
     print(row("teacher (cross-encoder)", [evaluate(args, regions, gallery, args.work / "teacher-itm")]), flush=True)

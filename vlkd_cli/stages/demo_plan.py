@@ -264,4 +264,4 @@ def _latency(plan: Plan, data: Path) -> None:
              "benchmark-latency", "--task", "retrieval", "--model", r / "teacher-itm", "--model",
              student_dir(r, "dual student DCD", plan.seed), "--images", data / "images", "--detector", r / "detector",
              "--gallery-images", s.gallery_images, "--gallery-texts", s.gallery_texts, "--max-pairs", 2000,
-             "--warmup", 1, "--iters", 2, "--device", "cpu", "--out", r / "latency-retrieval")  # fmt: skip
+             "--warmup", 1, "--iters", 1, "--device", "cpu", "--out", r / "latency-retrieval")  # fmt: skip

@@ -22,6 +22,7 @@ from vlkd_cli.stages.demo_plan import Plan, student_dir
 ROW_NAMES = ("teacher", "teacher adapted", "student no KD", "student KD no adaptation", "student KD + adaptation",
              "dual student no DCD", "dual student DCD", "two-stage")  # fmt: skip
 CAPTION_KEYS = ("CIDEr", "Bleu_4")
+TABLE_WIDTH = 132
 RETRIEVAL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 
 
@@ -120,6 +121,7 @@ def print_tables(summary: dict[str, Any]) -> None:
 
     rows = {row["name"]: row for row in summary["rows"]}
     console = Console(markup=False, highlight=False, soft_wrap=True)
+    console.width = max(console.width, TABLE_WIDTH)  # a pipe or an 80-column terminal would wrap every row
     caption = Table("model", "CIDEr-D", "BLEU-4", "VQA %", "latency ms (b=1)", "seeds",
                     title="Captioning (Karpathy test, greedy) — DistillVLM ablation", box=None)  # fmt: skip
     for name in ROW_NAMES[:5]:

@@ -1,5 +1,6 @@
-"""DCD on demo data: the same dual-encoder student, data, step budget and seeds, trained without DCD (its in-batch
-contrastive loss) and with DCD (the same loss + the DCD loss, as `vlkd demo` does), next to the teacher
+"""DCD on demo data: the same dual-encoder student, data, step budget and seeds. A first stage trains it with its
+in-batch contrastive loss; a second stage of as many steps continues from it without DCD (the same loss) or with
+DCD (the same loss + the DCD loss), as `vlkd demo` does. Next to the teacher
 cross-encoder and two-stage retrieval (dual top-K re-ranked by the teacher); R@1/5/10 on the Karpathy test split and
 the time to rank that gallery.
 
@@ -38,20 +39,29 @@ from vlkd_cli.stages.eval_retrieval import (
 KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 
 
-def train_student(args: argparse.Namespace, seed: int, dcd: bool) -> Path:
-    work = args.work
-    out = work / "dcd-bench" / f"{'dcd' if dcd else 'no-dcd'}-seed{seed}"
-    common = ["--regions", str(work / "regions-teacher.safetensors"), "--task", "retrieval", "--annotations",
-              str(work / "data" / "karpathy.json"), "--split", "train", "--max-steps", str(args.steps),
-              "--batch-size", "32", "--lr", "5e-4", "--seed", str(seed), "--device", "cpu", "--out", str(out),
-              "--overwrite"]  # fmt: skip
-    if dcd:
-        command = ["distill", "--method", "dcd", "--teacher", str(work / "teacher-itm"), "--student", "demo-student",
-                   "--arch", "dual", *DCD_LOSSES, "--dcd-pool", str(args.pool), "--dcd-k", str(args.k), *common]  # fmt: skip
-    else:
-        command = ["finetune", "--model", "demo-student", "--arch", "dual", "--features", "student", *common]
+def vlkd(*command: str) -> None:
     subprocess.run([sys.executable, "-m", "vlkd_cli", *command], check=True, capture_output=True,
                    env={**os.environ, "VLKD_PROGRESS": "0"})  # fmt: skip
+
+
+def train_student(args: argparse.Namespace, seed: int, dcd: bool) -> Path:
+    """The second stage (without or with DCD) from the same first stage, as `vlkd demo` trains them."""
+    work, bench = args.work, args.work / "dcd-bench"
+
+    def common(out: Path) -> list[str]:
+        return ["--regions", str(work / "regions-teacher.safetensors"), "--task", "retrieval", "--arch", "dual",
+                "--annotations", str(work / "data" / "karpathy.json"), "--split", "train", "--max-steps",
+                str(args.steps), "--batch-size", "32", "--lr", "5e-4", "--seed", str(seed), "--device", "cpu",
+                "--out", str(out), "--overwrite"]  # fmt: skip
+
+    first, out = bench / f"first-stage-seed{seed}", bench / f"{'dcd' if dcd else 'no-dcd'}-seed{seed}"
+    if not (first / "model.safetensors").is_file():
+        vlkd("finetune", "--model", "demo-student", "--features", "student", *common(first))
+    if dcd:
+        vlkd("distill", "--method", "dcd", "--teacher", str(work / "teacher-itm"), "--student", str(first),
+             *DCD_LOSSES, "--dcd-pool", str(args.pool), "--dcd-k", str(args.k), *common(out))  # fmt: skip
+    else:
+        vlkd("finetune", "--model", str(first), "--features", "student", *common(out))
     return out
 
 
@@ -101,7 +111,8 @@ def main() -> None:
                            regions)  # fmt: skip
     teacher = load_inference_model(args.work / "teacher-itm", regions, tasks=("retrieval",), device=torch.device("cpu"))
     print(f"gallery: {len(gallery.image_ids)} test images x {len(gallery.texts)} captions; "
-          f"students: demo-student dual encoder, {args.steps} steps, batch 32, lr 5e-4, seeds {args.seeds}; "
+          f"students: demo-student dual encoder, {args.steps} + {args.steps} steps, batch 32, lr 5e-4, "
+          f"seeds {args.seeds}; "
           f"DCD pool {args.pool}, k {args.k}")  # fmt: skip
     print(f"| model | {' | '.join(KEYS)} | gallery s | runs |")
     print("|---|" + "---|" * (len(KEYS) + 2))

@@ -70,14 +70,16 @@ def _losses(args: list[str]) -> set[str]:
 def test_dual_students_share_one_configuration_and_dcd_only_adds_its_loss(tmp_path, sizes):
     plan = build_plan(tmp_path, sizes, seed=0, pretrained=False)
     runs = [s for s in plan.steps if s.out.parent.name == "students" and _option(s.args, "--task") == "retrieval"]
-    plain = [s for s in runs if s.args[0] == "finetune"]
+    first = [s for s in runs if _option(s.args, "--model") == "demo-student"]
+    plain = [s for s in runs if s.args[0] == "finetune" and s not in first]
     dcd = [s for s in runs if s.args[0] == "distill"]
-    assert len(plain) == len(dcd) == sizes.seeds
+    assert len(first) == len(plain) == len(dcd) == sizes.seeds
     for key in ("--max-steps", "--batch-size", "--lr", "--annotations", "--split", "--regions", "--arch"):
         assert len({_option(s.args, key) for s in runs}) == 1, key
-    assert {_option(s.args, "--seed") for s in plain} == {_option(s.args, "--seed") for s in dcd}
-    assert all(_option(s.args, "--model") == "demo-student" == _option(d.args, "--student") for s, d in zip(plain, dcd))
-    assert all(_losses(s.args) == set() for s in plain)  # finetune's own (contrastive) objective
+    for stage1, p, d in zip(first, plain, dcd, strict=True):  # both second stages start from the same first stage
+        assert _option(p.args, "--model") == _option(d.args, "--student") == str(stage1.out)
+        assert _option(stage1.args, "--seed") == _option(p.args, "--seed") == _option(d.args, "--seed")
+    assert all(_losses(s.args) == set() for s in first + plain)  # finetune's own (contrastive) objective
     assert all(_losses(s.args) == {"dcd=1", "task=1"} and _option(s.args, "--method") == "dcd" for s in dcd)
     assert {(_option(s.args, "--dcd-pool"), _option(s.args, "--dcd-k")) for s in dcd} == {
         (str(sizes.dcd_pool), str(sizes.dcd_k))}

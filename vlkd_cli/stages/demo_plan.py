@@ -53,8 +53,8 @@ CAPTION_STUDENTS = {
     "student KD + adaptation": "adapted",
 }
 KD_LOSSES = ["--loss", "task=1", "--loss", "attention_mse=10", "--loss", "token_nce=0.5", "--loss", "logit_kd=1"]
-# A dual encoder's scaled cosine has no bias, so DCD's 8-way BCE alone does not shape a retrieval space (measured:
-# chance-level recall on demo data); the DCD student keeps the no-DCD student's in-batch contrastive loss.
+# The DCD student keeps the no-DCD student's in-batch contrastive loss (the DCD loss alone does not train a dual
+# encoder: docs/methods.md).
 DCD_LOSSES = ["--loss", "dcd=1", "--loss", "task=1"]
 
 
@@ -193,8 +193,11 @@ def student_dir(root: Path, name: str, seed: int) -> Path:
 
 def _retrieval(plan: Plan, data: Path) -> None:
     """The retrieval teacher is the caption teacher fine-tuned as a cross-encoder (a VL model trained on the same
-    images and captions, as real teachers are pre-trained); both dual students train with the same in-batch
-    contrastive loss, steps, batch and seeds, and the DCD one adds the DCD loss (Rao et al.)."""
+    images and captions, as real teachers are pre-trained). Each dual student is trained in two stages: a first
+    stage with its in-batch contrastive loss, then a second stage of as many steps from that model, with the same
+    loss (no DCD) or with the same loss + the DCD loss (Rao et al.). The released DCD code starts its student
+    from the teacher's layers; a dual student trained with the DCD loss from scratch collapses (see
+    docs/methods.md), so DCD starts from the first stage."""
     r, s = plan.root, plan.sizes
     plan.add("retrieval teacher: the caption teacher fine-tuned as a cross-encoder (each image ranks its caption "
              f"against {s.retrieval_negatives} others)", r / "teacher-itm", "finetune", "--task", "retrieval",
@@ -206,13 +209,16 @@ def _retrieval(plan: Plan, data: Path) -> None:
     plan.add("eval-retrieval teacher", r / "eval" / "teacher-itm", "eval-retrieval", "--model", r / "teacher-itm",
              "--regions", r / "regions-teacher.safetensors", *test, "--out", r / "eval" / "teacher-itm")  # fmt: skip
     for seed in plan.seeds:
+        first = student_dir(r, "dual student first stage", seed)
         plain, dcd = student_dir(r, "dual student no DCD", seed), student_dir(r, "dual student DCD", seed)
-        common = ["--regions", r / "regions-teacher.safetensors", "--task", "retrieval"]
-        plan.add(f"dual student no DCD (seed {seed})", plain, "finetune", "--model", "demo-student", "--arch", "dual",
+        common = ["--regions", r / "regions-teacher.safetensors", "--task", "retrieval", "--arch", "dual"]
+        plan.add(f"dual student, first stage (seed {seed})", first, "finetune", "--model", "demo-student",
+                 "--features", "student", *common, *_train_args(plan, data, s.dual_steps, seed, first))  # fmt: skip
+        plan.add(f"dual student no DCD: second stage (seed {seed})", plain, "finetune", "--model", first,
                  "--features", "student", *common, *_train_args(plan, data, s.dual_steps, seed, plain))  # fmt: skip
-        plan.add(f"dual student DCD (seed {seed})", dcd, "distill", "--method", "dcd", "--teacher", r / "teacher-itm",
-                 "--student", "demo-student", "--arch", "dual", *common, *DCD_LOSSES, "--dcd-pool", s.dcd_pool,
-                 "--dcd-k", s.dcd_k, *_train_args(plan, data, s.dual_steps, seed, dcd))  # fmt: skip
+        plan.add(f"dual student DCD: second stage (seed {seed})", dcd, "distill", "--method", "dcd", "--teacher",
+                 r / "teacher-itm", "--student", first, *common, *DCD_LOSSES, "--dcd-pool", s.dcd_pool, "--dcd-k",
+                 s.dcd_k, *_train_args(plan, data, s.dual_steps, seed, dcd))  # fmt: skip
         for model, extra in ((plain, []), (dcd, []), (dcd, ["--rerank-model", r / "teacher-itm", "--rerank-k", 16])):
             out = r / "eval" / (model.name + ("-two-stage" if extra else ""))
             plan.add(f"eval-retrieval {out.name}", out, "eval-retrieval", "--model", model, "--regions",

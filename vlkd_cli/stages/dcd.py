@@ -6,6 +6,9 @@ and `vlkd_cli.losses.dcd`). The student is a smaller cross-encoder (`--arch cros
 (`--arch dual`), both reading the student features of `--regions`; the teacher reads teacher features, of the same
 regions or of its own (`--teacher-regions`: DCD pairs whole images and captions, so no token alignment — and no
 teacher adaptation — is needed). Negatives are captions of other images only (pitfall D10).
+
+A dual student should start from a contrastively trained dual model (`--student DIR`) and keep its own loss
+(`--loss dcd=1 --loss task=1`): from random weights the DCD loss collapses it (measured; docs/methods.md).
 """
 
 from __future__ import annotations

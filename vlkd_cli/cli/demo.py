@@ -11,8 +11,9 @@ from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import SeedOpt
 
 EPILOG = (
-    "Example: vlkd demo --quick --out demo-run   (about 20 minutes on a 2-core CPU; without --quick the full demo "
-    "adds VQA, a teacher detector and a third seed). Re-running continues where an interrupted demo stopped."
+    "Example: vlkd demo --quick --out demo-quick   (23 minutes on a 2-core CPU; without --quick the full demo adds "
+    "VQA, a teacher detector, a third seed and longer training: about 1.75 hours, estimated). Re-running continues "
+    "where an interrupted demo stopped."
 )
 
 

@@ -1,8 +1,7 @@
 """DCD on demo data: the same dual-encoder student, data, step budget and seeds. A first stage trains it with its
 in-batch contrastive loss; a second stage of as many steps continues from it without DCD (the same loss) or with
-DCD (the same loss + the DCD loss), as `vlkd demo` does. Next to the teacher
-cross-encoder and two-stage retrieval (dual top-K re-ranked by the teacher); R@1/5/10 on the Karpathy test split and
-the time to rank that gallery.
+DCD (the same loss + the DCD loss), as `vlkd demo` does. Next to them: the teacher cross-encoder and two-stage
+retrieval (dual top-K re-ranked by the teacher). R@1/5/10 on the Karpathy test split and the time to rank it.
 
 Needs in --work what `vlkd demo --quick --out DIR` leaves there: data/ (make-demo-data), regions-teacher.safetensors
 (student and teacher features on the same boxes) and teacher-itm/ (a retrieval cross-encoder on teacher features).
@@ -112,8 +111,7 @@ def main() -> None:
     teacher = load_inference_model(args.work / "teacher-itm", regions, tasks=("retrieval",), device=torch.device("cpu"))
     print(f"gallery: {len(gallery.image_ids)} test images x {len(gallery.texts)} captions; "
           f"students: demo-student dual encoder, {args.steps} + {args.steps} steps, batch 32, lr 5e-4, "
-          f"seeds {args.seeds}; "
-          f"DCD pool {args.pool}, k {args.k}")  # fmt: skip
+          f"seeds {args.seeds}; DCD pool {args.pool}, k {args.k}")  # fmt: skip
     print(f"| model | {' | '.join(KEYS)} | gallery s | runs |")
     print("|---|" + "---|" * (len(KEYS) + 2))
     print(row("teacher (cross-encoder)", [evaluate(args, regions, gallery, args.work / "teacher-itm")]), flush=True)

@@ -61,7 +61,6 @@ def _write_metrics(path: Path, metrics: dict) -> None:
     (path / "metrics.json").write_text(json.dumps(metrics))
 
 
-
 def _losses(args: list[str]) -> set[str]:
     return {args[i + 1] for i, a in enumerate(args) if a == "--loss"}
 
@@ -81,10 +80,11 @@ def test_dual_students_share_one_configuration_and_dcd_only_adds_its_loss(tmp_pa
         assert _option(stage1.args, "--seed") == _option(p.args, "--seed") == _option(d.args, "--seed")
     assert all(_losses(s.args) == set() for s in first + plain)  # finetune's own (contrastive) objective
     assert all(_losses(s.args) == {"dcd=1", "task=1"} and _option(s.args, "--method") == "dcd" for s in dcd)
-    assert {(_option(s.args, "--dcd-pool"), _option(s.args, "--dcd-k")) for s in dcd} == {
-        (str(sizes.dcd_pool), str(sizes.dcd_k))}
+    pools = {(_option(s.args, "--dcd-pool"), _option(s.args, "--dcd-k")) for s in dcd}
+    assert pools == {(str(sizes.dcd_pool), str(sizes.dcd_k))}
     teacher = next(s for s in plan.steps if s.out == tmp_path / "teacher-itm")
     assert _option(teacher.args, "--model") == str(tmp_path / "teacher")  # the caption teacher, fine-tuned
+
 
 def test_summary_rows_from_the_evaluation_outputs(tmp_path):
     plan = build_plan(tmp_path, QUICK, seed=0, pretrained=False)

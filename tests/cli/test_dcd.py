@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import invoke, train_tiny
-from vlkd_cli.stages.dcd import draw_negatives
+from vlkd_cli.stages.dcd import draw_negatives, dual_from_scratch_warning
 from vlkd_cli.stages.dcd_module import DCDModule, hard_candidates
 
 
@@ -112,6 +112,7 @@ def test_dcd_end_to_end(demo_data, demo_regions, itm_teacher, tmp_path, arch):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["metric"] == "r_mean" and summary["arch"] == arch and summary["losses"] == {"dcd": 1.0}
+    assert ("warning: a dual student trained with the DCD loss alone" in result.stderr) == (arch == "dual")
     config = json.loads((out / "config.json").read_text())
     assert config["arch"] == arch and config["features"] == "student" and config["task"] == "retrieval"
     assert config["distillation"]["method"] == "dcd" and config["distillation"]["k"] == 8
@@ -123,6 +124,13 @@ def test_dcd_end_to_end(demo_data, demo_regions, itm_teacher, tmp_path, arch):
     evaluated = invoke(["eval-retrieval", "--model", out, "--regions", demo_regions, "--annotations",
                         demo_data / "karpathy.json", "--split", "val", "--device", "cpu", "--out", tmp_path / "eval"])  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_the_collapse_warning_only_for_a_dual_preset_without_the_task_loss(tmp_path):
+    assert dual_from_scratch_warning("dual", "demo-student", {"dcd": 1.0}) is not None
+    assert dual_from_scratch_warning("dual", "demo-student", {"dcd": 1.0, "task": 1.0}) is None
+    assert dual_from_scratch_warning("dual", str(tmp_path), {"dcd": 1.0}) is None  # a trained model directory
+    assert dual_from_scratch_warning("cross", "demo-student", {"dcd": 1.0}) is None
 
 
 def test_dcd_resume_is_exact(demo_data, demo_regions, itm_teacher, tmp_path):

@@ -16,7 +16,7 @@ EPILOG = (
     "Example: vlkd distill --teacher teacher-adapted --student demo-student --regions regions.safetensors "
     "--task caption --annotations demo/karpathy.json --split train --loss task=1 --loss attention_mse=10 "
     "--loss token_nce=0.5 --loss logit_kd=1 --epochs 5 --out student-kd   "
-    "(DCD: --task retrieval --method dcd --teacher itm-teacher --student demo-student --arch dual --dcd-pool 16 --dcd-k 8)"
+    "(DCD: --task retrieval --method dcd --teacher itm-teacher --student dual-stage1 --arch dual --loss dcd=1 --loss task=1 --dcd-pool 16 --dcd-k 8)"
 )
 
 
@@ -59,4 +59,10 @@ def distill_cmd(
     values.update(losses=parse_loss_weights(values.pop("loss"), method), regions=Path(regions))
     fields = {k: v for k, v in values.items() if k in DistillConfig.__dataclass_fields__ and v is not None}
     cfg = DistillConfig(**fields, data=T.data_config(values), train=T.train_config(values))
+    if method == "dcd":
+        from vlkd_cli.stages.dcd import dual_from_scratch_warning
+
+        warning = dual_from_scratch_warning(cfg.arch, cfg.student, cfg.losses)
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
     typer.echo(json.dumps(run(cfg), indent=2))

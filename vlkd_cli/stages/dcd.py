@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,15 @@ class DCDTask(DistillTask):
 
     def after_step(self) -> None:
         pass
+
+
+def dual_from_scratch_warning(arch: str | None, student: str, losses: dict[str, float]) -> str | None:
+    """The warning for a dual student that starts from random weights with the DCD loss alone (it collapses)."""
+    if arch != "dual" or Path(student).is_dir() or losses.get("task", 0.0) > 0.0:
+        return None
+    return ("a dual student trained with the DCD loss alone from random weights collapses (docs/methods.md): train "
+            "it with its contrastive loss first (finetune --arch dual), then pass that model as --student and add "
+            "--loss task=1")  # fmt: skip
 
 
 def check_dcd_inputs(cfg: DistillConfig, teacher_config: dict, teacher_regions: Regions) -> None:

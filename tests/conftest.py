@@ -23,6 +23,17 @@ def invoke(args: list[str]):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def assert_refused(result, code: int, *needles: str) -> str:
+    """Exit `code`, no traceback, exactly one line on stderr holding every needle; return that line."""
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "data"

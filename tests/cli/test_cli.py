@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, invoke
+from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, assert_refused, invoke
 from vlkd_cli.artifacts.regions import Regions
 
 
@@ -111,15 +111,6 @@ def test_train_detector_then_extract_with_detector(tiny_detector, demo_data, tmp
 # --------------------------------------------------------------------------------------------- bad inputs
 
 
-def _assert_refused(result, code, *needles):
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 @pytest.fixture()
 def data_copy(demo_data, tmp_path):
     target = tmp_path / "data"
@@ -133,7 +124,7 @@ def test_corrupt_image_keeps_existing_output(data_copy, demo_proposals, regions_
     before = out.read_bytes()
     victim = sorted((data_copy / "images").iterdir())[3]
     victim.write_bytes(victim.read_bytes()[:60])
-    _assert_refused(_extract(data_copy, out, "--proposals", demo_proposals), 3, victim.name)
+    assert_refused(_extract(data_copy, out, "--proposals", demo_proposals), 3, victim.name)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "regions.safetensors"]  # no temp left
     result = _extract(data_copy, out, "--proposals", demo_proposals, "--skip-bad-images")
@@ -144,7 +135,7 @@ def test_corrupt_image_keeps_existing_output(data_copy, demo_proposals, regions_
 def test_missing_image(data_copy, demo_proposals, tmp_path):
     victim = sorted((data_copy / "images").iterdir())[0]
     victim.unlink()
-    _assert_refused(_extract(data_copy, tmp_path / "r.safetensors", "--proposals", demo_proposals), 3, victim.name)
+    assert_refused(_extract(data_copy, tmp_path / "r.safetensors", "--proposals", demo_proposals), 3, victim.name)
     assert not (tmp_path / "r.safetensors").exists()
 
 
@@ -152,7 +143,7 @@ def test_path_escaping_the_root(data_copy, demo_proposals, tmp_path):
     instances = json.loads((data_copy / "instances.json").read_text())
     instances["images"][0]["file_name"] = "../../etc/passwd"
     (data_copy / "instances.json").write_text(json.dumps(instances))
-    _assert_refused(_extract(data_copy, tmp_path / "r.safetensors", "--proposals", demo_proposals), 3, "escapes")
+    assert_refused(_extract(data_copy, tmp_path / "r.safetensors", "--proposals", demo_proposals), 3, "escapes")
 
 
 def test_missing_path_is_usage_error(demo_data, tmp_path):
@@ -169,7 +160,7 @@ def test_wrong_kind_and_newer_schema_detector(tiny_detector, demo_data, tmp_path
         (fake / "config.json").write_text(json.dumps({**config, key: value}))
         result = invoke(["extract-regions", "--images", demo_data / "images", "--detector", fake,
                          "--teacher-backbone", TINY_TEACHER_BACKBONE, "--out", tmp_path / "r.safetensors"])  # fmt: skip
-        _assert_refused(result, 3, needle)
+        assert_refused(result, 3, needle)
     assert not (tmp_path / "r.safetensors").exists()
 
 
@@ -180,11 +171,11 @@ def test_truncated_and_lying_detector_weights(tiny_detector, demo_data, tmp_path
     (fake / "model.safetensors").write_bytes(weights[: len(weights) // 2])
     args = ["extract-regions", "--images", demo_data / "images", "--detector", fake,
             "--teacher-backbone", TINY_TEACHER_BACKBONE, "--out", tmp_path / "r.safetensors"]  # fmt: skip
-    _assert_refused(invoke(args), 3, "model.safetensors", "truncated")
+    assert_refused(invoke(args), 3, "model.safetensors", "truncated")
     length = int.from_bytes(weights[:8], "little")
     lie = weights[: 8 + length].replace(b'"data_offsets":[0,', b'"data_offsets":[8,', 1) + weights[8 + length :]
     (fake / "model.safetensors").write_bytes(lie)
-    _assert_refused(invoke(args), 3, "model.safetensors", "corrupt safetensors")
+    assert_refused(invoke(args), 3, "model.safetensors", "corrupt safetensors")
 
 
 def test_torchrun_rank_writes_its_shard(demo_data, demo_proposals, regions_from_proposals, tmp_path, monkeypatch):
@@ -201,7 +192,7 @@ def test_student_backbone_must_match_the_detector(tiny_detector, demo_data, tmp_
     result = invoke(["extract-regions", "--images", demo_data / "images", "--detector", tiny_detector,
                      "--student-backbone", "resnet18", "--teacher-backbone", TINY_TEACHER_BACKBONE,
                      "--out", tmp_path / "r.safetensors"])  # fmt: skip
-    _assert_refused(result, 2, "detector's backbone")
+    assert_refused(result, 2, "detector's backbone")
 
 
 def test_make_demo_data_replaces_a_previous_run_atomically(tmp_path):

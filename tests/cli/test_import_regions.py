@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, invoke
+from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, assert_refused, invoke
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.vinvl_tsv import FeatureTsv, TsvFile, decode_features
 
@@ -184,7 +184,7 @@ def test_sizes_from_labels_empty_rows_and_a_karpathy_split(label_layout, tsvs, s
             "--annotations", demo_data / "karpathy.json", "--split", "train"]  # fmt: skip
     _empty_row(files, 2)
     if label_layout == "list":  # nothing sizes an image without boxes: refused
-        _assert_refused(_cli([*args, "--out", tmp_path / "r.safetensors"]), 3, "row 3 (image 3)", "no image size")
+        assert_refused(_cli([*args, "--out", tmp_path / "r.safetensors"]), 3, "row 3 (image 3)", "no image size")
         files.update(_copy({k: tsvs[k] for k in ("json", "student", "labels")}, tmp_path))  # restore its boxes
     else:
         sizes = {im["id"]: im["size"] for im in source["images"]}
@@ -310,7 +310,7 @@ def test_corrupt_rows_are_refused_naming_file_and_row(name, tsvs, tmp_path):
     out.parent.mkdir()
     out.write_bytes(b"previous")
     result = _import_tsvs(files, out)
-    _assert_refused(result, 3, file_name, row_text, reason)
+    assert_refused(result, 3, file_name, row_text, reason)
     assert out.read_bytes() == b"previous"  # an existing output survives a failed import
     assert sorted(p.name for p in out.parent.iterdir()) == ["regions.safetensors"]  # no temp left
 
@@ -327,7 +327,7 @@ def test_stale_lineidx_is_refused(tsvs, tmp_path):
         (offsets + [str(files["json"].stat().st_size + 10)], "indexes"),  # left from a longer file
     ):
         index.write_text("".join(f"{o}\n" for o in listed))
-        _assert_refused(_import_tsvs(files, out), 3, "train.feature.lineidx", needle, "stale index")
+        assert_refused(_import_tsvs(files, out), 3, "train.feature.lineidx", needle, "stale index")
         assert not out.exists()
     index.unlink()  # no index at all: the offsets come from the file
     assert _import_tsvs(files, out).exit_code == 0
@@ -344,7 +344,7 @@ def test_usage_errors(tsvs, demo_data, tmp_path):
         ([tsvs["json"], "--hw", tsvs["hw"], "--student-features", tsvs["student"], "--format", "butd"], "--format"),
     ]  # fmt: skip
     for args, needle in cases:
-        _assert_refused(_cli(["import-regions", *args, "--out", out]), 2, needle)
+        assert_refused(_cli(["import-regions", *args, "--out", out]), 2, needle)
     assert not out.exists()
 
 
@@ -390,10 +390,3 @@ def test_float16_blobs_need_the_flag(source, tmp_path):
     tsv.close()
 
 
-def _assert_refused(result, code, *needles):
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]

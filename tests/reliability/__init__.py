@@ -10,20 +10,9 @@ import json
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from tests.conftest import assert_refused  # noqa: F401  (the theme files import it from here)
 from vlkd_cli.artifacts.atomic import ASIDE_MARK, TEMP_MARK
-
-
-def assert_refused(result: Any, code: int, *needles: str) -> str:
-    """Exit `code`, no traceback, exactly one line on stderr holding every needle; return that line."""
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def split_safetensors(raw: bytes) -> tuple[dict, bytes]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -195,47 +194,29 @@ def test_evaluation_skips_or_refuses_images_without_captions(uncaptioned, demo_d
 # ----------------------------------------------------------------------------------------------- duplicate ids
 
 
-def _dup_image(data: dict) -> int:
-    data["images"][1]["id"] = data["images"][0]["id"]
-    return data["images"][0]["id"]
+def _duplicate(data: dict, items: str, key: str) -> int:
+    """Give the second of `data[items]` the first one's `key`; return that id."""
+    data[items][1][key] = data[items][0][key]
+    return data[items][0][key]
 
 
-def _dup_annotation(data: dict) -> int:
-    data["annotations"][1]["id"] = data["annotations"][0]["id"]
-    return data["annotations"][0]["id"]
-
-
-def _dup_question(data: dict) -> int:
-    data["questions"][1]["question_id"] = data["questions"][0]["question_id"]
-    return data["questions"][0]["question_id"]
-
-
-def _dup_vqa_annotation(data: dict) -> int:
-    data["annotations"][1]["question_id"] = data["annotations"][0]["question_id"]
-    return data["annotations"][0]["question_id"]
-
-
-def _dup_cocoid(data: dict) -> int:
-    data["images"][1]["cocoid"] = data["images"][0]["cocoid"]
-    return data["images"][0]["cocoid"]
-
-
-DUPLICATES: dict[str, tuple[str, Callable[[dict], int], str]] = {
-    # case: (file of the demo data, how to break it, what the message says)
-    "coco-captions-image-ids": ("captions.json", _dup_image, "duplicate image id"),
-    "coco-captions-annotation-ids": ("captions.json", _dup_annotation, "duplicate annotation id"),
-    "coco-instances-image-ids": ("instances.json", _dup_image, "duplicate image id"),
-    "karpathy-image-ids": ("karpathy.json", _dup_cocoid, "duplicate image id"),
-    "vqa-question-ids": ("questions.json", _dup_question, "duplicate question id"),
-    "vqa-annotation-question-ids": ("annotations.json", _dup_vqa_annotation, "duplicate annotation for question id"),
+DUPLICATES: dict[str, tuple[str, str, str, str]] = {
+    # case: (file of the demo data, its list and the id to repeat, what the message says)
+    "coco-captions-image-ids": ("captions.json", "images", "id", "duplicate image id"),
+    "coco-captions-annotation-ids": ("captions.json", "annotations", "id", "duplicate annotation id"),
+    "coco-instances-image-ids": ("instances.json", "images", "id", "duplicate image id"),
+    "karpathy-image-ids": ("karpathy.json", "images", "cocoid", "duplicate image id"),
+    "vqa-question-ids": ("questions.json", "questions", "question_id", "duplicate question id"),
+    "vqa-annotation-question-ids": ("annotations.json", "annotations", "question_id",
+                                    "duplicate annotation for question id"),
 }
 
 
 @pytest.mark.parametrize("case", list(DUPLICATES))
 def test_duplicate_ids_in_data_files_are_exit_3_naming_them(case, demo_data, demo_regions, tmp_path):
-    name, mutate, needle = DUPLICATES[case]
+    name, items, key, needle = DUPLICATES[case]
     data = _load(demo_data, name)
-    duplicate = mutate(data)
+    duplicate = _duplicate(data, items, key)
     bad = _json(tmp_path / name, data)
     out = tmp_path / "out"
     train = ["--regions", demo_regions, "--max-steps", 1, "--device", "cpu", "--out", out]

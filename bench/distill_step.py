@@ -11,22 +11,10 @@ Usage:  python bench/distill_step.py --regions demo-run/regions.safetensors --an
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
-
-
-def timed(fn, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from timing import median_seconds
 
 
 def main() -> None:
@@ -83,9 +71,9 @@ def main() -> None:
         optimizer.step()
         module.push_keys()
 
-    plain = timed(plain_student_step, args.warmup, args.iters)
-    forward = timed(teacher_forward, args.warmup, args.iters)
-    distill = timed(distill_step, args.warmup, args.iters)
+    plain = median_seconds(plain_student_step, args.warmup, args.iters)
+    forward = median_seconds(teacher_forward, args.warmup, args.iters)
+    distill = median_seconds(distill_step, args.warmup, args.iters)
     print(f"| {args.student} student / {args.teacher} teacher, batch {args.batch_size}, {torch.get_num_threads()} threads | median ms |")
     print("|---|---|")
     print(f"| plain student train step | {1000 * plain:.0f} |")

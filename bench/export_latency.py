@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import median_seconds
 
 from vlkd_cli.artifacts.io import build_metadata
 from vlkd_cli.models.factory import create_vl_model
@@ -61,16 +60,9 @@ def write_model(root: Path, preset: str, task: str, arch: str, tokenizer, featur
 
 
 def median_ms(fn: Callable[[], object], warmup: int, iters: int) -> float:
-    """Median wall time of `fn()` in milliseconds after `warmup` discarded calls."""
+    """Median wall time of `fn()` in milliseconds under `torch.no_grad()`, after `warmup` discarded calls."""
     with torch.no_grad():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(iters):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        return median_seconds(fn, warmup, iters) * 1e3
 
 
 def onnx_available() -> bool:

@@ -23,17 +23,9 @@ from pathlib import Path
 import torch
 
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.stages.demo_plan import DCD_LOSSES, QUICK
-from vlkd_cli.stages.eval_model import load_inference_model
-from vlkd_cli.stages.eval_retrieval import (
-    EvalRetrievalConfig,
-    cross_scores,
-    dual_embeddings,
-    load_gallery,
-    pair_scorer,
-    rank_dual,
-    rank_matrix,
-)
+from vlkd_cli.demo.plan import DCD_LOSSES, QUICK
+from vlkd_cli.tasks.inference import load_inference_model
+from vlkd_cli.tasks.ranking import cross_scores, dual_embeddings, load_gallery, pair_scorer, rank_dual, rank_matrix
 
 KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 
@@ -72,7 +64,6 @@ def timed(fn, *args):
 
 def evaluate(args, regions, gallery, model_dir: Path, teacher=None) -> tuple[dict[str, float], float]:
     """Recall on the test gallery and the seconds to rank it (embedding + search [+ re-ranking])."""
-    cfg = EvalRetrievalConfig(out=args.work, model=model_dir, rerank_k=args.rerank_k)
     loaded = load_inference_model(model_dir, regions, tasks=("retrieval",), device=torch.device("cpu"))
     if not loaded.is_dual:
         matrix, seconds = timed(cross_scores, loaded, gallery, 64)
@@ -80,7 +71,7 @@ def evaluate(args, regions, gallery, model_dir: Path, teacher=None) -> tuple[dic
     start = time.perf_counter()
     image_emb, text_emb = dual_embeddings(loaded, gallery, 64)
     reranker = pair_scorer(teacher, gallery, 64) if teacher is not None else None
-    ranking = rank_dual(cfg, gallery, image_emb, text_emb, reranker)
+    ranking = rank_dual(gallery, image_emb, text_emb, rerank_k=args.rerank_k, reranker=reranker)
     return ranking.metrics, time.perf_counter() - start
 
 
@@ -106,8 +97,7 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     seeds = [int(s) for s in args.seeds.split(",")]
     regions = Regions(args.work / "regions-teacher.safetensors")
-    gallery = load_gallery(EvalRetrievalConfig(out=args.work, annotations=args.work / "data" / "karpathy.json"),
-                           regions)  # fmt: skip
+    gallery = load_gallery(args.work / "data" / "karpathy.json", None, regions)
     teacher = load_inference_model(args.work / "teacher-itm", regions, tasks=("retrieval",), device=torch.device("cpu"))
     print(f"gallery: {len(gallery.image_ids)} test images x {len(gallery.texts)} captions; "
           f"students: demo-student dual encoder, {args.steps} + {args.steps} steps, batch 32, lr 5e-4, "

@@ -34,8 +34,8 @@ def main() -> None:
     from vlkd_cli.losses import map_layers
     from vlkd_cli.models.factory import create_vl_model
     from vlkd_cli.models.tokenizer import train_wordpiece_tokenizer
-    from vlkd_cli.stages.distill_module import DistillBatch, DistillModule
     from vlkd_cli.stages.distill import DEFAULT_WEIGHTS
+    from vlkd_cli.tasks.distillvlm import DistillBatch, DistillModule
 
     torch.manual_seed(0)
     regions = Regions(args.regions)

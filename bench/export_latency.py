@@ -32,11 +32,12 @@ import torch
 from timing import median_seconds
 
 from vlkd_cli.artifacts.io import build_metadata
+from vlkd_cli.export.graph import graph_specs
+from vlkd_cli.export.source import load_export_source
 from vlkd_cli.models.factory import create_vl_model
 from vlkd_cli.models.tokenizer import train_wordpiece_tokenizer
-from vlkd_cli.stages.export import ExportConfig, load_export_source, run
-from vlkd_cli.stages.export_graph import graph_specs
-from vlkd_cli.stages.finetune import write_model_dir
+from vlkd_cli.stages.export import ExportConfig, run
+from vlkd_cli.tasks.finetune import write_model_dir
 
 TASKS = (("vqa", "cross"), ("retrieval", "cross"), ("caption", "cross"), ("retrieval", "dual"))
 SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}

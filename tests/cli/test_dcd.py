@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from tests.conftest import invoke, train_tiny
 from vlkd_cli.stages.dcd import draw_negatives, dual_from_scratch_warning
-from vlkd_cli.stages.dcd_module import DCDModule, hard_candidates
+from vlkd_cli.tasks.dcd import DCDModule, hard_candidates
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def _tiny_pair(arch: str):
 
 
 def _pool_batch(tokenizer, model, b: int, pool: int):
-    from vlkd_cli.models.inputs import build_batch
+    from vlkd_cli.structures.vl_batch import build_batch
 
     g = torch.Generator().manual_seed(1)
     texts = ["a red ball", "two dogs", "a table", "the grass on a ball", "red dogs"] * (b * pool)
@@ -68,7 +68,7 @@ def _pool_batch(tokenizer, model, b: int, pool: int):
 
 @pytest.mark.parametrize("arch", ["cross", "dual"])
 def test_the_teacher_stays_bit_identical_and_out_of_the_optimizer(arch):
-    from vlkd_cli.stages.dcd_module import DCDBatch
+    from vlkd_cli.tasks.dcd import DCDBatch
 
     tokenizer, teacher, student = _tiny_pair(arch)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
@@ -95,7 +95,7 @@ def test_student_scores_match_the_chosen_columns():
     pool_vl = _pool_batch(tokenizer, student, b=2, pool=5)
     cols = torch.tensor([[0, 4, 2], [0, 1, 3]])
     scores = module.student_scores(pool_vl, cols, 5)
-    from vlkd_cli.models.inputs import select_rows
+    from vlkd_cli.structures.vl_batch import select_rows
 
     for b in range(2):
         for j in range(3):

@@ -18,8 +18,8 @@ from vlkd_cli.artifacts.header import read_header
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.karpathy import load_karpathy
 from vlkd_cli.data.vqa import load_vqa_annotations
-from vlkd_cli.stages.eval_model import load_inference_model
-from vlkd_cli.stages.eval_retrieval import EvalRetrievalConfig, dual_embeddings, load_gallery
+from vlkd_cli.tasks.inference import load_inference_model
+from vlkd_cli.tasks.ranking import dual_embeddings, load_gallery
 
 
 @pytest.fixture(scope="module")
@@ -331,9 +331,7 @@ def test_eval_retrieval_dual_encoder_flat_equals_its_full_matrix(models, demo_da
     # The full cosine matrix, from the model directly, gives the same recall.
     regions = Regions(demo_regions)
     loaded = load_inference_model(models["dual"], regions, tasks=("retrieval",), device=torch.device("cpu"))
-    cfg = EvalRetrievalConfig(out=tmp_path, model=models["dual"], regions=demo_regions,
-                              annotations=demo_data / "karpathy.json", split="train")  # fmt: skip
-    gallery = load_gallery(cfg, regions)
+    gallery = load_gallery(demo_data / "karpathy.json", "train", regions)
     image_emb, text_emb = dual_embeddings(loaded, gallery, 8)
     expected = _brute_force_recall(image_emb @ text_emb.T, gallery.image_ids, gallery.text_image_ids)
     assert {k: metrics[k] for k in expected} == expected

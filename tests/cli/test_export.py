@@ -27,9 +27,9 @@ from vlkd_cli.data.vl_datasets import VLCollator
 from vlkd_cli.models.attention import run_layers
 from vlkd_cli.models.encoders import encoder_layers
 from vlkd_cli.models.factory import create_vl_model, model_from_config
-from vlkd_cli.models.inputs import build_batch, full_attention_mask
 from vlkd_cli.models.tokenizer import load_tokenizer
-from vlkd_cli.stages.finetune import write_model_dir
+from vlkd_cli.structures.vl_batch import build_batch, full_attention_mask
+from vlkd_cli.tasks.finetune import write_model_dir
 
 TOL = 1e-5
 LAYOUT = ["--max-text-len", 12, "--max-tag-len", 6, "--max-regions", 8]

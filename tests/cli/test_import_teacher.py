@@ -214,7 +214,7 @@ def _load_imported(out: Path):
 
 def _batch(model, tokenizer, seed: int = 0):
     """Three rows: texts with tags, 5 / 10 / 2 regions (padding everywhere the layout has some)."""
-    from vlkd_cli.models.inputs import build_batch
+    from vlkd_cli.structures.vl_batch import build_batch
 
     rng = np.random.default_rng(seed)
     counts = [5, 10, 2]

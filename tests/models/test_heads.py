@@ -8,13 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vlkd_cli.data.vqa_targets import answer_vocabulary, soft_target
 from vlkd_cli.models import (
-    answer_vocabulary,
     caption_loss,
     make_itm_pairs,
     mask_tokens,
     next_token_targets,
-    soft_target,
     soft_target_tensor,
     vqa_loss,
 )

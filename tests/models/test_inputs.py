@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vlkd_cli.models import box_geometry, build_attention_mask, pair_rows, seq2seq_attention_mask
-from vlkd_cli.models.inputs import with_caption_prefix
+from vlkd_cli.structures.vl_batch import with_caption_prefix
 
 from . import toy
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from vlkd_cli.cli import app
+from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan, student_dir
+from vlkd_cli.demo.summary import ROW_NAMES, summary_rows
 from vlkd_cli.errors import RunError
 from vlkd_cli.stages.demo import run_plan
-from vlkd_cli.stages.demo_plan import FULL, QUICK, Plan, Step, build_plan, student_dir
-from vlkd_cli.stages.demo_summary import ROW_NAMES, summary_rows
 
 COMMANDS = {command.name for command in app.registered_commands}
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from vlkd_cli.artifacts.feature_checks import check_reads_features
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.errors import InputError
-from vlkd_cli.stages.feature_checks import check_reads_features
 
 
 @pytest.mark.parametrize("side", ["student", "teacher"])

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vlkd_cli.artifacts.io import save_artifact
-from vlkd_cli.train.distributed import all_gather_json, get_rank, get_world_size
+from vlkd_cli.distributed import all_gather_json, get_rank, get_world_size
 
 
 class Batch(dict):

@@ -1,9 +1,10 @@
-"""Options shared by the training commands (finetune, adapt-teacher, distill), defined once."""
+"""Options shared by the training commands (finetune, adapt-teacher, distill), defined once; their defaults are
+those of `TrainConfig`, `DataConfig` and the commands' configs (`stages.training_configs`), shown in `--help`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -36,15 +37,3 @@ MaxTextLen = Annotated[int, typer.Option(help="Caption/question tokens incl. [CL
 MaxTagLen = Annotated[int, typer.Option(help="Object-tag tokens incl. [SEP] (0: no tags).")]
 MaxRegions = Annotated[int, typer.Option(help="Region tokens per image.")]
 UseTags = Annotated[bool, typer.Option("--tags/--no-tags", help="Oscar-style object tags from the region labels.")]
-
-
-def train_config(values: dict[str, Any]):
-    from vlkd_cli.train.loop import TrainConfig
-
-    return TrainConfig(**{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
-
-
-def data_config(values: dict[str, Any]):
-    from vlkd_cli.stages.task_data import DataConfig
-
-    return DataConfig(**{k: v for k, v in values.items() if k in DataConfig.__dataclass_fields__})

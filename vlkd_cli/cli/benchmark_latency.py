@@ -131,12 +131,14 @@ def benchmark_latency_cmd(
     seed: SeedOpt = 0,
 ) -> None:
     """Inference latency end to end and per stage (decode, detector, backbone + RoI, transformer, head) per model."""
+    options = dict(locals())
     sizes = None if batch_sizes is None else parse_batch_sizes(batch_sizes)  # before torch is imported
 
+    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.benchmark_latency import LatencyConfig, run
 
-    values = {**locals(), "models": tuple(model), "batch_sizes": sizes}
-    cfg = LatencyConfig(**{k: v for k, v in values.items() if k in LatencyConfig.__dataclass_fields__})
+    options.update(models=tuple(options.pop("model")), batch_sizes=sizes)
+    cfg = config_from_options(LatencyConfig, options)
     document = run(cfg)
     print_latency(document)
     typer.echo(f"wrote {out}/latency.json, latency.safetensors")

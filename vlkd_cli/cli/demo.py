@@ -24,8 +24,7 @@ def demo_cmd(
     seed: SeedOpt = 0,
 ) -> None:  # fmt: skip
     """Run the whole pipeline on generated data and print the ablation tables (writes DIR/summary.json)."""
-    from vlkd_cli.stages.demo import DemoConfig, run
-    from vlkd_cli.stages.demo_summary import print_tables
+    from vlkd_cli.stages.demo import DemoConfig, print_tables, run
 
     summary = run(DemoConfig(out=out, quick=quick, seed=seed), say=lambda text: typer.echo(text, err=True))
     print_tables(summary)

@@ -1,4 +1,4 @@
-"""`vlkd distill`."""
+"""`vlkd distill`: `--method distillvlm` runs `stages.distill`, `--method dcd` runs `stages.dcd`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import typer
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
+from vlkd_cli.data.task_config import DataConfig as D
+from vlkd_cli.stages.training_configs import DistillConfig as K
+from vlkd_cli.stages.training_configs import describe_defaults
+from vlkd_cli.train.config import TrainConfig as C
 
 EPILOG = (
     "Example: vlkd distill --teacher teacher-adapted --student demo-student --regions regions.safetensors "
@@ -18,6 +22,8 @@ EPILOG = (
     "--loss token_nce=0.5 --loss logit_kd=1 --epochs 5 --out student-kd   "
     "(DCD: --task retrieval --method dcd --teacher itm-teacher --student dual-stage1 --arch dual --loss dcd=1 --loss task=1 --dcd-pool 16 --dcd-k 8)"
 )
+LOSS_HELP = (f"NAME=WEIGHT, repeatable; once one is given the others are 0. distillvlm: {describe_defaults('distillvlm')} "
+             f"(the default); dcd: {describe_defaults('dcd')} (the default).")  # fmt: skip
 
 
 @command_errors
@@ -28,41 +34,46 @@ def distill_cmd(
     task: Annotated[str, typer.Option(help="caption, vqa or pretrain (distillvlm); retrieval (dcd).")],
     annotations: T.Annotations,
     out: OutDir,
-    method: Annotated[str, typer.Option(help="distillvlm (caption, vqa, pretrain) or dcd (retrieval).")] = "distillvlm",
-    loss: Annotated[list[str] | None, typer.Option(help="NAME=WEIGHT, repeatable. distillvlm: task, attention_mse, token_nce, logit_kd (default task=1 attention_mse=10 token_nce=0.5 logit_kd=1); dcd: dcd, task (default dcd=1).")] = None,
-    arch: Annotated[str, typer.Option(help="A preset student's architecture: cross, or dual (two towers; --method dcd).")] = "cross",
-    dcd_pool: Annotated[int, typer.Option(help="DCD: captions per image scored by the teacher (the positive + captions of other images).")] = 16,
-    dcd_k: Annotated[int, typer.Option(help="DCD: candidates the student learns from (the positive + the teacher's hardest negatives).")] = 8,
-    dcd_alpha: Annotated[float, typer.Option(help="DCD: α, the share of the KD term (released: 0.2).")] = 0.2,
-    dcd_temperature: Annotated[float, typer.Option(help="DCD: temperature T (released: 1).")] = 1.0,
-    dcd_released: Annotated[bool, typer.Option(help="DCD: reproduce the released code (teacher's sorted top-K columns, scalar-MSE KD) for comparison.")] = False,
-    layers: Annotated[str, typer.Option(help="Distilled student layers: all, last or i,j,... (uniform map onto the teacher's).")] = "all",
-    temperature: Annotated[float, typer.Option(help="Logit KD temperature.")] = 2.0,
-    nce_temperature: Annotated[float, typer.Option(help="Token NCE temperature τ.")] = 0.07,
-    queue_size: Annotated[int, typer.Option(help="Teacher keys in the NCE queue.")] = 4096,
-    nce_max_tokens: Annotated[int, typer.Option(help="Tokens per step in the NCE loss (random subset).")] = 256,
+    method: Annotated[str, typer.Option(help="distillvlm (caption, vqa, pretrain) or dcd (retrieval).")] = K.method,
+    loss: Annotated[list[str] | None, typer.Option(help=LOSS_HELP)] = None,
+    arch: Annotated[str, typer.Option(help="A preset student's architecture: cross, or dual (two towers; --method dcd).")] = K.arch,
+    dcd_pool: Annotated[int, typer.Option(help="DCD: captions per image scored by the teacher (the positive + captions of other images).")] = K.dcd_pool,
+    dcd_k: Annotated[int, typer.Option(help="DCD: candidates the student learns from (the positive + the teacher's hardest negatives).")] = K.dcd_k,
+    dcd_alpha: Annotated[float, typer.Option(help="DCD: α, the share of the KD term (released: 0.2).")] = K.dcd_alpha,
+    dcd_temperature: Annotated[float, typer.Option(help="DCD: temperature T (released: 1).")] = K.dcd_temperature,
+    dcd_released: Annotated[bool, typer.Option(help="DCD: reproduce the released code (teacher's sorted top-K columns, scalar-MSE KD) for comparison.")] = K.dcd_released,
+    layers: Annotated[str, typer.Option(help="Distilled student layers: all, last or i,j,... (uniform map onto the teacher's).")] = K.layers,
+    temperature: Annotated[float, typer.Option(help="Logit KD temperature.")] = K.temperature,
+    nce_temperature: Annotated[float, typer.Option(help="Token NCE temperature τ.")] = K.nce_temperature,
+    queue_size: Annotated[int, typer.Option(help="Teacher keys in the NCE queue.")] = K.queue_size,
+    nce_max_tokens: Annotated[int, typer.Option(help="Tokens per step in the NCE loss (random subset).")] = K.nce_max_tokens,
     teacher_regions: Annotated[Path | None, typer.Option(help="Ablation: the teacher reads its OWN regions (needs --allow-misaligned).")] = None,
-    allow_misaligned: Annotated[bool, typer.Option(help="Confirm the no-adaptation ablation (tokens matched by position).")] = False,
+    allow_misaligned: Annotated[bool, typer.Option(help="Confirm the no-adaptation ablation (tokens matched by position).")] = K.allow_misaligned,
     questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
     val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,
-    min_answer_count: T.MinAnswerCount = 9, answer_vocab: T.AnswerVocab = None, use_tags: T.UseTags = True,
-    epochs: T.Epochs = 1, max_steps: T.MaxSteps = None, batch_size: T.BatchSize = 32, grad_accum: T.GradAccum = 1,
-    lr: T.Lr = 1e-4, weight_decay: T.WeightDecay = 0.01, warmup: T.Warmup = 0.1, schedule: T.Schedule = "linear",
-    clip_norm: T.ClipNorm = 1.0, bf16: T.Bf16 = False, save_every: T.SaveEvery = 0, eval_every: T.EvalEvery = 0,
-    keep_checkpoints: T.KeepCheckpoints = 2, log_every: T.LogEvery = 10, resume: T.Resume = False,
-    overwrite: T.Overwrite = False, device: DeviceOpt = "auto", seed: SeedOpt = 0,
+    min_answer_count: T.MinAnswerCount = D.min_answer_count, answer_vocab: T.AnswerVocab = None,
+    use_tags: T.UseTags = K.use_tags,
+    epochs: T.Epochs = C.epochs, max_steps: T.MaxSteps = C.max_steps, batch_size: T.BatchSize = C.batch_size,
+    grad_accum: T.GradAccum = C.grad_accum, lr: T.Lr = C.lr, weight_decay: T.WeightDecay = C.weight_decay,
+    warmup: T.Warmup = C.warmup, schedule: T.Schedule = C.schedule, clip_norm: T.ClipNorm = C.clip_norm,
+    bf16: T.Bf16 = C.bf16, save_every: T.SaveEvery = C.save_every, eval_every: T.EvalEvery = C.eval_every,
+    keep_checkpoints: T.KeepCheckpoints = C.keep_checkpoints, log_every: T.LogEvery = C.log_every,
+    resume: T.Resume = C.resume, overwrite: T.Overwrite = C.overwrite, device: DeviceOpt = K.device,
+    seed: SeedOpt = C.seed,
 ) -> None:  # fmt: skip
     """Distill a student: DistillVLM (adapted teacher; attention MSE + token NCE + logit KD) or DCD (retrieval)."""
-    from vlkd_cli.stages.distill import DistillConfig, parse_loss_weights, run
+    values = dict(locals())  # first: the options only
+    from vlkd_cli.options import config_from_options
+    from vlkd_cli.stages.training_configs import parse_loss_weights
 
-    values = dict(locals())
-    values.update(losses=parse_loss_weights(values.pop("loss"), method), regions=Path(regions))
-    fields = {k: v for k, v in values.items() if k in DistillConfig.__dataclass_fields__ and v is not None}
-    cfg = DistillConfig(**fields, data=T.data_config(values), train=T.train_config(values))
+    losses = parse_loss_weights(values.pop("loss"), method)
+    cfg = config_from_options(K, {**values, "losses": losses, "regions": Path(regions)})
     if method == "dcd":
-        from vlkd_cli.stages.dcd import dual_from_scratch_warning
+        from vlkd_cli.stages.dcd import dual_from_scratch_warning, run
 
         warning = dual_from_scratch_warning(cfg.arch, cfg.student, cfg.losses)
         if warning:
             typer.echo(f"warning: {warning}", err=True)
+    else:
+        from vlkd_cli.stages.distill import run
     typer.echo(json.dumps(run(cfg), indent=2))

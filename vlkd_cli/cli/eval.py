@@ -83,9 +83,11 @@ def eval_caption_cmd(
     device: DeviceOpt = "auto",
 ) -> None:  # fmt: skip
     """Score captions with the COCO metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE), equal to pycocoevalcap."""
+    options = dict(locals())
+    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.eval_caption import EvalCaptionConfig, run
 
-    cfg = EvalCaptionConfig(**{k: v for k, v in locals().items() if k in EvalCaptionConfig.__dataclass_fields__})
+    cfg = config_from_options(EvalCaptionConfig, options)
     summary = run(cfg)
     if summary["metrics"] is None:
         typer.echo(f"wrote {out}/predictions.json: captions of {summary['images']} images (no references given)")
@@ -107,9 +109,11 @@ def eval_vqa_cmd(
     device: DeviceOpt = "auto",
 ) -> None:  # fmt: skip
     """Score VQA answers with the official accuracy (overall, per question type, per answer type, in percent)."""
+    options = dict(locals())
+    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.eval_vqa import EvalVqaConfig, run
 
-    cfg = EvalVqaConfig(**{k: v for k, v in locals().items() if k in EvalVqaConfig.__dataclass_fields__})
+    cfg = config_from_options(EvalVqaConfig, options)
     summary = run(cfg)
     if summary["metrics"] is None:
         typer.echo(f"wrote {out}/predictions.json: answers to {summary['questions']} questions (no annotations given)")
@@ -136,9 +140,11 @@ def eval_retrieval_cmd(
     device: DeviceOpt = "auto",
 ) -> None:  # fmt: skip
     """Image-text retrieval recall R@1/5/10 both ways (any caption of an image counts for i2t; rank = strictly higher scores)."""
+    options = dict(locals())
+    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.eval_retrieval import EvalRetrievalConfig, run
 
-    cfg = EvalRetrievalConfig(**{k: v for k, v in locals().items() if k in EvalRetrievalConfig.__dataclass_fields__})
+    cfg = config_from_options(EvalRetrievalConfig, options)
     summary = run(cfg)
     folded = f", {folds} folds" if folds > 1 else ""
     print_metrics(f"retrieval (%), {summary['images']} images x {summary['texts']} texts{folded}", summary["metrics"])

@@ -43,9 +43,11 @@ def extract_regions_cmd(
     seed: SeedOpt = 0,
 ) -> None:
     """Detect student regions and pool student and teacher RoI features on the same boxes."""
+    options = dict(locals())
+    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.extract_regions import ExtractConfig, run
 
-    cfg = ExtractConfig(**{k: v for k, v in locals().items() if k in ExtractConfig.__dataclass_fields__})
+    cfg = config_from_options(ExtractConfig, options)
     result = run(cfg)
     typer.echo(
         f"wrote {result.path}: {result.num_images} images, {result.num_regions} regions "

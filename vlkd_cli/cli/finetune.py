@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
+from vlkd_cli.data.task_config import DataConfig as D
+from vlkd_cli.stages.training_configs import ADAPT_TEACHER_LR
+from vlkd_cli.stages.training_configs import FinetuneConfig as F
+from vlkd_cli.train.config import TrainConfig as C
 
 EPILOG = (
     "Example: vlkd finetune --task caption --model demo-teacher --regions regions.safetensors --features teacher "
@@ -32,18 +36,21 @@ def finetune_cmd(
     regions: Regions,
     annotations: T.Annotations,
     out: OutDir,
-    features: Annotated[str, typer.Option(help="Which region features the model reads: student or teacher.")] = "student",
-    arch: Annotated[str, typer.Option(help="cross (single-stream) or dual (two towers; retrieval only).")] = "cross",
-    itm_negatives: Annotated[int, typer.Option(help="Retrieval cross-encoder: 0 = Oscar's binary ITM; K = rank each image's caption against K captions of other images (ViLT/METER irtr, softmax).")] = 0,
+    features: Annotated[str, typer.Option(help="Which region features the model reads: student or teacher.")] = F.features,
+    arch: Annotated[str, typer.Option(help="cross (single-stream) or dual (two towers; retrieval only).")] = F.arch,
+    itm_negatives: Annotated[int, typer.Option(help="Retrieval cross-encoder: 0 = Oscar's binary ITM; K = rank each image's caption against K captions of other images (ViLT/METER irtr, softmax).")] = F.itm_negatives,
     questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
     val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,
-    min_answer_count: T.MinAnswerCount = 9, answer_vocab: T.AnswerVocab = None,
-    max_text_len: T.MaxTextLen = 40, max_tag_len: T.MaxTagLen = 20, max_regions: T.MaxRegions = 50, use_tags: T.UseTags = True,
-    epochs: T.Epochs = 1, max_steps: T.MaxSteps = None, batch_size: T.BatchSize = 32, grad_accum: T.GradAccum = 1,
-    lr: T.Lr = 1e-4, weight_decay: T.WeightDecay = 0.01, warmup: T.Warmup = 0.1, schedule: T.Schedule = "linear",
-    clip_norm: T.ClipNorm = 1.0, bf16: T.Bf16 = False, save_every: T.SaveEvery = 0, eval_every: T.EvalEvery = 0,
-    keep_checkpoints: T.KeepCheckpoints = 2, log_every: T.LogEvery = 10, resume: T.Resume = False,
-    overwrite: T.Overwrite = False, device: DeviceOpt = "auto", seed: SeedOpt = 0,
+    min_answer_count: T.MinAnswerCount = D.min_answer_count, answer_vocab: T.AnswerVocab = None,
+    max_text_len: T.MaxTextLen = F.max_text_len, max_tag_len: T.MaxTagLen = F.max_tag_len,
+    max_regions: T.MaxRegions = F.max_regions, use_tags: T.UseTags = F.use_tags,
+    epochs: T.Epochs = C.epochs, max_steps: T.MaxSteps = C.max_steps, batch_size: T.BatchSize = C.batch_size,
+    grad_accum: T.GradAccum = C.grad_accum, lr: T.Lr = C.lr, weight_decay: T.WeightDecay = C.weight_decay,
+    warmup: T.Warmup = C.warmup, schedule: T.Schedule = C.schedule, clip_norm: T.ClipNorm = C.clip_norm,
+    bf16: T.Bf16 = C.bf16, save_every: T.SaveEvery = C.save_every, eval_every: T.EvalEvery = C.eval_every,
+    keep_checkpoints: T.KeepCheckpoints = C.keep_checkpoints, log_every: T.LogEvery = C.log_every,
+    resume: T.Resume = C.resume, overwrite: T.Overwrite = C.overwrite, device: DeviceOpt = F.device,
+    seed: SeedOpt = C.seed,
 ) -> None:  # fmt: skip
     """Train a VL model (caption / VQA / retrieval / pre-training) on a regions artifact."""
     _run(dict(locals()), adapt=False)
@@ -58,24 +65,26 @@ def adapt_teacher_cmd(
     out: OutDir,
     questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
     val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,
-    min_answer_count: T.MinAnswerCount = 9, answer_vocab: T.AnswerVocab = None, use_tags: T.UseTags = True,
-    epochs: T.Epochs = 1, max_steps: T.MaxSteps = None, batch_size: T.BatchSize = 32, grad_accum: T.GradAccum = 1,
-    lr: T.Lr = 5e-5, weight_decay: T.WeightDecay = 0.01, warmup: T.Warmup = 0.1, schedule: T.Schedule = "linear",
-    clip_norm: T.ClipNorm = 1.0, bf16: T.Bf16 = False, save_every: T.SaveEvery = 0, eval_every: T.EvalEvery = 0,
-    keep_checkpoints: T.KeepCheckpoints = 2, log_every: T.LogEvery = 10, resume: T.Resume = False,
-    overwrite: T.Overwrite = False, device: DeviceOpt = "auto", seed: SeedOpt = 0,
+    min_answer_count: T.MinAnswerCount = D.min_answer_count, answer_vocab: T.AnswerVocab = None,
+    use_tags: T.UseTags = F.use_tags,
+    epochs: T.Epochs = C.epochs, max_steps: T.MaxSteps = C.max_steps, batch_size: T.BatchSize = C.batch_size,
+    grad_accum: T.GradAccum = C.grad_accum, lr: T.Lr = ADAPT_TEACHER_LR, weight_decay: T.WeightDecay = C.weight_decay,
+    warmup: T.Warmup = C.warmup, schedule: T.Schedule = C.schedule, clip_norm: T.ClipNorm = C.clip_norm,
+    bf16: T.Bf16 = C.bf16, save_every: T.SaveEvery = C.save_every, eval_every: T.EvalEvery = C.eval_every,
+    keep_checkpoints: T.KeepCheckpoints = C.keep_checkpoints, log_every: T.LogEvery = C.log_every,
+    resume: T.Resume = C.resume, overwrite: T.Overwrite = C.overwrite, device: DeviceOpt = F.device,
+    seed: SeedOpt = C.seed,
 ) -> None:  # fmt: skip
     """Retrain a teacher on the student's region proposals with teacher features (DistillVLM's adaptation)."""
     values = dict(locals())
-    values.update(model=str(values.pop("teacher")), features="teacher", arch=None)
+    values.update(model=str(values.pop("teacher")), features="teacher")  # the arch is the teacher's
     _run(values, adapt=True)
 
 
-def _run(values: dict, *, adapt: bool) -> None:
-    from vlkd_cli.stages.finetune import FinetuneConfig, run
+def _run(values: dict[str, Any], *, adapt: bool) -> None:
+    from vlkd_cli.options import config_from_options
+    from vlkd_cli.stages.finetune import run
 
-    values["regions"] = Path(values["regions"])
-    fields = {k: v for k, v in values.items() if k in FinetuneConfig.__dataclass_fields__ and v is not None}
-    cfg = FinetuneConfig(**fields, data=T.data_config(values), train=T.train_config(values), adapt=adapt)
+    cfg = config_from_options(F, {**values, "regions": Path(values["regions"]), "adapt": adapt})
     summary = run(cfg, command="adapt-teacher" if adapt else "finetune")
     typer.echo(json.dumps(summary, indent=2))

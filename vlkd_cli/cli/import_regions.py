@@ -78,9 +78,11 @@ def import_regions_cmd(
     seed: SeedOpt = 0,
 ) -> None:
     """Import VinVL/Oscar feature TSVs as a regions artifact (one side from the TSV, the other on the same boxes)."""
+    options = dict(locals())
+    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.import_regions import ImportConfig, run
 
-    cfg = ImportConfig(**{k: v for k, v in locals().items() if k in ImportConfig.__dataclass_fields__})
+    cfg = config_from_options(ImportConfig, options)
     result = run(cfg)
     sizes = ", ".join(f"{n} from {s}" for s, n in result.size_sources.items()) or "none"
     typer.echo(

@@ -35,8 +35,10 @@ def train_detector_cmd(
     seed: SeedOpt = 0,
 ) -> None:
     """Train the anchor-free student detector and report box AP on held-out images."""
+    options = dict(locals())
+    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.train_detector import TrainDetectorConfig, run
 
-    cfg = TrainDetectorConfig(**{k: v for k, v in locals().items() if k in TrainDetectorConfig.__dataclass_fields__})
+    cfg = config_from_options(TrainDetectorConfig, options)
     metrics = run(cfg)
     typer.echo(json.dumps(metrics, indent=2))

@@ -14,6 +14,7 @@ Without one: every image file under the root (recursively), id = the number at t
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,11 @@ def _ambiguous(image_id: int, candidates: list[Path], images_dir: Path) -> str:
     """
     first, second = (candidate.relative_to(images_dir).as_posix() for candidate in candidates[:2])
     return f"image id {image_id} is ambiguous: both {first} and {second} end with that number"
+
+
+def image_list_sha256(refs: list[ImageRef]) -> str:
+    """Identity of the image list (ids, paths, file sizes) without hashing every image's bytes."""
+    digest = hashlib.sha256()
+    for ref in refs:
+        digest.update(f"{ref.image_id}\t{ref.path.name}\t{ref.path.stat().st_size}\n".encode())
+    return digest.hexdigest()

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.errors import InputError
-from vlkd_cli.models.inputs import VLBatch, build_batch
+from vlkd_cli.structures.vl_batch import VLBatch, build_batch
 
 FEATURE_SOURCES = ("student", "teacher")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vlkd_cli.train import distributed
+from vlkd_cli import distributed
 
 
 class FeatureQueue(nn.Module):

@@ -15,18 +15,6 @@ from vlkd_cli.models.factory import (
     load_matching_weights,
     model_from_config,
 )
-from vlkd_cli.models.inputs import (
-    VLBatch,
-    box_geometry,
-    build_attention_mask,
-    build_batch,
-    concat_batches,
-    full_attention_mask,
-    pair_rows,
-    query_mask,
-    select_rows,
-    seq2seq_attention_mask,
-)
 from vlkd_cli.models.itm_head import ITMHead, itm_loss, make_itm_pairs
 from vlkd_cli.models.mlm_head import mask_tokens, mlm_loss
 from vlkd_cli.models.outputs import DualEncoderOutput, VLOutput
@@ -41,7 +29,19 @@ from vlkd_cli.models.tokenizer import (
     train_wordpiece_tokenizer,
 )
 from vlkd_cli.models.vl_transformer import VLTransformer
-from vlkd_cli.models.vqa_head import VQAHead, answer_vocabulary, soft_target, soft_target_tensor, vqa_loss
+from vlkd_cli.models.vqa_head import VQAHead, soft_target_tensor, vqa_loss
+from vlkd_cli.structures.vl_batch import (
+    VLBatch,
+    box_geometry,
+    build_attention_mask,
+    build_batch,
+    concat_batches,
+    full_attention_mask,
+    pair_rows,
+    query_mask,
+    select_rows,
+    seq2seq_attention_mask,
+)
 
 __all__ = [
     "ARCHS",
@@ -61,7 +61,6 @@ __all__ = [
     "VQAHead",
     "VQAModel",
     "additive_mask",
-    "answer_vocabulary",
     "beam_search",
     "box_geometry",
     "build_attention_mask",
@@ -92,7 +91,6 @@ __all__ = [
     "save_tokenizer",
     "select_rows",
     "seq2seq_attention_mask",
-    "soft_target",
     "soft_target_tensor",
     "special_token_ids",
     "tokenizer_fingerprint",

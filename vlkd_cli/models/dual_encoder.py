@@ -22,10 +22,10 @@ from transformers.models.bert.modeling_bert import BertEncoder
 
 from vlkd_cli.models.attention import register_attention, run_layers
 from vlkd_cli.models.encoders import encoder_layers
-from vlkd_cli.models.inputs import VLBatch, full_attention_mask
 from vlkd_cli.models.outputs import DualEncoderOutput
 from vlkd_cli.models.region_embedding import RegionEmbedding
 from vlkd_cli.models.task_model import Targets, TaskModel
+from vlkd_cli.structures.vl_batch import VLBatch, full_attention_mask
 
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_MAX = 100.0

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlkd_cli.models.inputs import VLBatch, concat_batches, pair_rows
+from vlkd_cli.structures.vl_batch import VLBatch, concat_batches, pair_rows
 
 
 class ITMHead(nn.Module):

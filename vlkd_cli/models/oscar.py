@@ -9,7 +9,7 @@ Facts reproduced from microsoft/Oscar (`oscar/modeling/modeling_bert.py`, `run_c
   optional LayerNorm `bert.LayerNorm` (only when config `use_img_layernorm` is set; eps `img_layer_norm_eps`), then
   dropout. Region tokens follow the text tokens and get no position or token-type embedding (as ours).
 - Text: caption / question tokens have token type 0 and the object tags type 1; captioning pads the caption to
-  `max_seq_a_length` (40) before the tags (positions 40..69), the layout of `vlkd_cli.models.inputs`.
+  `max_seq_a_length` (40) before the tags (positions 40..69), the layout of `vlkd_cli.structures.vl_batch`.
 - `BertForImageCaptioning`: `cls.predictions.transform.{dense, LayerNorm}`, `cls.predictions.bias` and
   `cls.predictions.decoder.weight`, tied to `bert.embeddings.word_embeddings.weight` with `--tie_weights` (every
   released VinVL caption recipe): our `TiedLMHead`. An untied decoder is refused (our head is always tied).
@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vlkd_cli.models.inputs import GEOMETRY_DIM
 from vlkd_cli.models.presets import BERT_DEFAULTS
+from vlkd_cli.structures.vl_batch import GEOMETRY_DIM
 
 # BertConfig fields taken from Oscar's config.json into our `encoder` dict (BERT defaults where absent).
 _ENCODER_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vlkd_cli.models.inputs import GEOMETRY_DIM
+from vlkd_cli.structures.vl_batch import GEOMETRY_DIM
 
 
 class RegionEmbedding(nn.Module):

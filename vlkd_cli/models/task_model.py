@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vlkd_cli.models.inputs import VLBatch
+from vlkd_cli.structures.vl_batch import VLBatch
 
 Targets = dict[str, Tensor]
 

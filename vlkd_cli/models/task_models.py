@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 from vlkd_cli.models.caption_head import caption_loss, next_token_targets
 from vlkd_cli.models.decoding import DecodeResult, beam_search, decode_texts, greedy_search
-from vlkd_cli.models.inputs import VLBatch, select_rows, with_caption_prefix
 from vlkd_cli.models.itm_head import ITMHead, itm_loss, make_itm_pairs, make_ranking_pairs, ranking_loss
 from vlkd_cli.models.lm_head import TiedLMHead
 from vlkd_cli.models.mlm_head import IGNORE_INDEX, mask_tokens, maskable_positions, mlm_loss
@@ -36,6 +35,7 @@ from vlkd_cli.models.outputs import VLOutput
 from vlkd_cli.models.task_model import Targets, TaskModel
 from vlkd_cli.models.vl_transformer import VLTransformer
 from vlkd_cli.models.vqa_head import build_vqa_head, vqa_loss
+from vlkd_cli.structures.vl_batch import VLBatch, select_rows, with_caption_prefix
 
 
 class CrossTaskModel(TaskModel):

@@ -16,9 +16,9 @@ from transformers import BertModel
 
 from vlkd_cli.models.attention import run_layers
 from vlkd_cli.models.encoders import build_encoder, encoder_layers, load_hf_encoder, preset_encoder_config
-from vlkd_cli.models.inputs import VLBatch
 from vlkd_cli.models.outputs import VLOutput
 from vlkd_cli.models.region_embedding import RegionEmbedding
+from vlkd_cli.structures.vl_batch import VLBatch
 
 
 class VLTransformer(nn.Module):

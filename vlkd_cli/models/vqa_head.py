@@ -19,8 +19,7 @@ subsets of min(1, matches / 3), i.e. 0.3, 0.6, 0.9, 1.0 for 1, 2, 3, >= 4 matche
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -151,38 +150,8 @@ def vqa_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return bce.sum(dim=1).mean()
 
 
-def answer_vocabulary(multiple_choice_answers: Iterable[str], *, min_count: int = 9) -> list[str]:
-    """Answers chosen as `multiple_choice_answer` by at least `min_count` questions.
-
-    Args:
-        multiple_choice_answers: One (normalized) answer per question.
-        min_count: Minimum number of questions.
-
-    Returns:
-        The vocabulary, most frequent first, ties in alphabetical order (deterministic).
-    """
-    counts = Counter(multiple_choice_answers)
-    kept = [(answer, n) for answer, n in counts.items() if n >= min_count]
-    return [answer for answer, _ in sorted(kept, key=lambda item: (-item[1], item[0]))]
-
-
-def soft_target(answers: Sequence[str], vocab_index: Mapping[str, int]) -> dict[int, float]:
-    """Soft score of every in-vocabulary answer of one question.
-
-    Args:
-        answers: The human answers (10 in VQA v2), normalized.
-        vocab_index: answer -> index in the vocabulary.
-
-    Returns:
-        {answer index: official accuracy of that answer}; answers outside the vocabulary are dropped.
-    """
-    from vlkd_cli.eval.vqa import question_accuracy  # local: keeps models/ importable without eval/
-
-    return {vocab_index[a]: question_accuracy(a, answers) for a in dict.fromkeys(answers) if a in vocab_index}
-
-
 def soft_target_tensor(targets: Sequence[Mapping[int, float]], num_answers: int) -> Tensor:
-    """Dense (B, A) float32 scores from B `soft_target` dicts."""
+    """Dense (B, A) float32 scores from B `vlkd_cli.data.vqa_targets.soft_target` dicts."""
     dense = torch.zeros(len(targets), num_answers)
     for row, target in enumerate(targets):
         for index, score in target.items():

@@ -27,12 +27,9 @@ import torch
 from vlkd_cli.artifacts.atomic import atomic_dir
 from vlkd_cli.artifacts.io import build_metadata, input_record, save_artifact
 from vlkd_cli.artifacts.model_dir import read_model_config
-from vlkd_cli.data.image_index import ImageRef, resolve_images
-from vlkd_cli.errors import InputError, UsageError
-from vlkd_cli.runtime import resolve_device, seed_everything
-from vlkd_cli.stages.latency_models import DEFAULT_IMAGE_SIZE, BenchModel, load_bench_model
-from vlkd_cli.stages.latency_pipeline import STAGES, Proposals, end_to_end_iteration, make_proposals, prepare_end_to_end
-from vlkd_cli.stages.latency_timing import (
+from vlkd_cli.bench.models import DEFAULT_IMAGE_SIZE, BenchModel, load_bench_model
+from vlkd_cli.bench.pipeline import STAGES, Proposals, end_to_end_iteration, make_proposals, prepare_end_to_end
+from vlkd_cli.bench.timing import (
     ModuleTimer,
     environment,
     measure,
@@ -41,6 +38,9 @@ from vlkd_cli.stages.latency_timing import (
     rss_mib,
     summarize,
 )
+from vlkd_cli.data.image_index import ImageRef, resolve_images
+from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.runtime import resolve_device, seed_everything
 
 COMMAND = "benchmark-latency"
 JSON_NAME, TENSORS_NAME = "latency.json", "latency.safetensors"
@@ -185,7 +185,7 @@ def _run_end_to_end(cfg: LatencyConfig, refs: list[ImageRef], proposals: Proposa
 
 
 def _run_retrieval(cfg: LatencyConfig, refs: list[ImageRef], proposals: Proposals, device: torch.device):
-    from vlkd_cli.stages import latency_retrieval as retrieval
+    from vlkd_cli.bench import retrieval
 
     distinct = retrieval.distinct_refs(refs, cfg.gallery_images)
     gallery = retrieval.make_gallery(len(distinct), cfg.gallery_images, cfg.gallery_texts, cfg.seed)

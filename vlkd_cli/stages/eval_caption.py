@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vlkd_cli.artifacts.eval_dir import EvalOutput, write_eval_dir
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.batching import batched
@@ -26,8 +27,7 @@ from vlkd_cli.errors import UsageError
 from vlkd_cli.jsonfile import read_json
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
-from vlkd_cli.stages.eval_model import InferenceModel, load_inference_model
-from vlkd_cli.stages.eval_output import EvalOutput, write_eval_dir
+from vlkd_cli.tasks.inference import InferenceModel, load_inference_model
 
 COMMAND = "eval-caption"
 

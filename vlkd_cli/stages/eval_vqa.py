@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vlkd_cli.artifacts.eval_dir import EvalOutput, write_eval_dir
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.batching import batched
@@ -22,8 +23,7 @@ from vlkd_cli.data.vqa import VqaQuestion, load_vqa_annotations, load_vqa_questi
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
-from vlkd_cli.stages.eval_model import InferenceModel, load_inference_model
-from vlkd_cli.stages.eval_output import EvalOutput, write_eval_dir
+from vlkd_cli.tasks.inference import InferenceModel, load_inference_model
 
 COMMAND = "eval-vqa"
 VERSIONS = ("2021", "2016")

@@ -13,21 +13,20 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vlkd_cli.artifacts.io import build_metadata, input_record
 from vlkd_cli.artifacts.regions import RegionsWriter
 from vlkd_cli.artifacts.shards import parse_shard, shard_path, shard_range
-from vlkd_cli.data.batching import DecodeStats, ImageBatch, iter_batches
+from vlkd_cli.data.batching import DecodeStats, iter_batches
 from vlkd_cli.data.detections import select_regions
-from vlkd_cli.data.image_index import ImageRef, resolve_images
+from vlkd_cli.data.image_index import ImageRef, image_list_sha256, resolve_images
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import rank, resolve_device, seed_everything, world_size
-from vlkd_cli.stages.detector_proposals import DetectorProposals, FileProposals
 from vlkd_cli.vision.backbone import Backbone, create_backbone
-from vlkd_cli.vision.roi import roi_features
+from vlkd_cli.vision.proposals import DetectorProposals, FileProposals
+from vlkd_cli.vision.roi import pooled_roi_features
 
 DEFAULT_IMAGE_SIZE = 448  # longest side fed to the backbones when no detector fixes it
 
@@ -93,14 +92,6 @@ def _shard_of(cfg: ExtractConfig) -> tuple[int, int] | None:
     return None
 
 
-def _pool(maps, strides, batch: ImageBatch, boxes: list[np.ndarray], roi_size: int) -> np.ndarray:
-    """RoI features (R, D) of `boxes` (original-image pixels) from one backbone's maps of the batch."""
-    scaled = [
-        torch.from_numpy(b * np.array([sx, sy, sx, sy], dtype=np.float32)) for b, (sx, sy) in zip(boxes, batch.scales)
-    ]  # tensor pixels, (n_b, 4) each
-    return roi_features(maps, strides, scaled, output_size=roi_size).float().cpu().numpy()  # (R, D)
-
-
 def run(cfg: ExtractConfig) -> ExtractResult:
     """Extract regions for every image (of this shard) and write one `regions` artifact atomically."""
     _check_config(cfg)
@@ -143,9 +134,9 @@ def _extract_batch(batch, cfg, proposer, student, teacher, writer, device, total
         for d, (h, w) in zip(raw, batch.sizes)
     ]
     boxes = [s.boxes for s in selected]
-    student_features = _pool(student_maps, student.feature_strides, batch, boxes, cfg.roi_size)  # (R, Ds)
+    student_features = pooled_roi_features(student_maps, student.feature_strides, batch, boxes, cfg.roi_size)  # (R, Ds)
     teacher_maps = teacher(teacher.preprocess(pixels))  # L x (B, C_l, H_l, W_l)
-    teacher_features = _pool(teacher_maps, teacher.feature_strides, batch, boxes, cfg.roi_size)  # (R, Dt)
+    teacher_features = pooled_roi_features(teacher_maps, teacher.feature_strides, batch, boxes, cfg.roi_size)  # (R, Dt)
     start = 0
     for ref, size, regions in zip(batch.refs, batch.sizes, selected):
         end = start + len(regions.boxes)
@@ -188,7 +179,7 @@ def _annotation_categories(annotations: Path | None) -> list[dict]:
 
 
 def _metadata(cfg, student: Backbone, teacher: Backbone, proposer, image_size: int, shard, refs) -> dict[str, str]:
-    inputs = [{"path": str(cfg.images), "kind": "images", "sha256": _image_list_sha256(refs)}]
+    inputs = [{"path": str(cfg.images), "kind": "images", "sha256": image_list_sha256(refs)}]
     if cfg.annotations is not None:
         inputs.append(input_record(cfg.annotations, "annotations"))
     inputs.append(input_record(cfg.detector, "detector") if cfg.detector else input_record(cfg.proposals, "proposals"))
@@ -207,13 +198,3 @@ def _metadata(cfg, student: Backbone, teacher: Backbone, proposer, image_size: i
         "vlkd.roi_size": str(cfg.roi_size),
         "vlkd.shard": "0/1" if shard is None else f"{shard[0]}/{shard[1]}",
     })  # fmt: skip
-
-
-def _image_list_sha256(refs: list[ImageRef]) -> str:
-    """Identity of the image list (ids, paths, file sizes) without hashing every image's bytes."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for ref in refs:
-        digest.update(f"{ref.image_id}\t{ref.path.name}\t{ref.path.stat().st_size}\n".encode())
-    return digest.hexdigest()

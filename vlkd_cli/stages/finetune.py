@@ -12,182 +12,24 @@ regions and the TEACHER's features; it writes `adapted_to_boxes_sha256` into the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from vlkd_cli.artifacts.atomic import atomic_dir, write_text_atomic
-from vlkd_cli.artifacts.io import input_record, save_artifact
-from vlkd_cli.artifacts.model_dir import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, read_model_config
+from vlkd_cli.artifacts.feature_checks import check_reads_features
+from vlkd_cli.artifacts.io import input_record
+from vlkd_cli.artifacts.model_dir import read_model_config
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS
-from vlkd_cli.data.vl_datasets import SampleList, TrainBatch, VLCollator
-from vlkd_cli.errors import InputError, UsageError
-from vlkd_cli.eval import validation
-from vlkd_cli.models.factory import create_vl_model, load_matching_weights, model_from_config
-from vlkd_cli.models.presets import list_presets
-from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, tokenizer_fingerprint, train_wordpiece_tokenizer
+from vlkd_cli.data.task_config import DataConfig
+from vlkd_cli.data.task_data import load_task_data
+from vlkd_cli.data.vl_datasets import VLCollator
+from vlkd_cli.distributed import init_distributed
+from vlkd_cli.errors import UsageError
+from vlkd_cli.models.tokenizer import tokenizer_fingerprint
 from vlkd_cli.runtime import resolve_device, seed_everything
-from vlkd_cli.stages.feature_checks import check_reads_features
-from vlkd_cli.stages.task_data import DataConfig, TaskData, load_task_data
-from vlkd_cli.train.checkpoint import CHECKPOINTS
-from vlkd_cli.train.distributed import barrier, init_distributed, is_main
-from vlkd_cli.train.loop import TrainConfig, prepare_out_dir, train
-
-REGION_OPTIONS = ("region_layer_norm", "region_layer_norm_eps")  # carried over when the task changes
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    task: str
-    model: str
-    regions: Path
-    out: Path
-    data: DataConfig
-    train: TrainConfig = field(default_factory=TrainConfig)
-    arch: str = "cross"
-    features: str = "student"
-    max_text_len: int = 40
-    max_tag_len: int = 20
-    max_regions: int = 50
-    use_tags: bool = True
-    label_smoothing: float = 0.0
-    itm_negatives: int = 0
-    vocab_size: int = 4096
-    eval_batch_size: int = 64
-    adapt: bool = False  # adapt-teacher: record adapted_to_boxes_sha256
-    device: str = "auto"
-
-
-class TaskModule(nn.Module):
-    """What the loop trains: `forward(TrainBatch)` → the model's loss dict."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
-        return self.model.forward_loss(batch.vl, batch.targets)
-
-
-class FinetuneTask:
-    """The `TrainTask` of finetune / adapt-teacher (see `train.loop.TrainTask`)."""
-
-    def __init__(self, cfg: FinetuneConfig, model: nn.Module, tokenizer, data: TaskData, collator: VLCollator,
-                 lineage: dict[str, Any]) -> None:  # fmt: skip
-        self.cfg, self.tokenizer, self.data, self.collator, self.lineage = cfg, tokenizer, data, collator, lineage
-        self.module = TaskModule(model)
-        self.metric_name = validation.METRICS[cfg.task]
-
-    def train_dataset(self) -> SampleList:
-        return SampleList(self.data.train)
-
-    def collate(self, samples) -> TrainBatch:
-        return self.collator(samples)
-
-    def after_step(self) -> None:
-        pass
-
-    def evaluate(self, module: nn.Module) -> dict[str, float]:
-        model, data, size = module.model, self.data, self.cfg.eval_batch_size
-        if not data.val:
-            return {}
-        if self.cfg.task == "caption":
-            return validation.caption_metrics(model, self.collator, data.val, data.val_references, batch_size=size,
-                                              tokenizer=self.tokenizer)  # fmt: skip
-        if self.cfg.task == "vqa":
-            return validation.vqa_metrics(model, self.collator, data.val, data.val_question_ids, data.val_references,
-                                          data.answers, batch_size=size)  # fmt: skip
-        if self.cfg.task == "retrieval":
-            return validation.retrieval_metrics(model, self.collator, data.val, batch_size=size)
-        return validation.pretrain_metrics(model, self.collator, data.val, batch_size=size)
-
-    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
-                   summary: dict[str, Any]) -> None:  # fmt: skip
-        weights = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.")}
-        config = {**self.module.model.config, **self.lineage, "vlkd_kind": "model",
-                  "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
-        metadata = {**metadata, "vlkd.inputs": json.dumps(self.lineage["inputs"])}
-        write_model_dir(out, config, weights, metadata, self.tokenizer)
-
-
-def write_model_dir(out: Path, config: dict, weights: dict[str, torch.Tensor], metadata: dict[str, str], tokenizer) -> None:
-    """Tokenizer files and config.json, then model.safetensors last (its presence marks a complete directory);
-    each file is replaced atomically, so checkpoints living in `out` are untouched."""
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".tokenizer-") as tmp:
-        save_tokenizer(tokenizer, Path(tmp))
-        for name in os.listdir(tmp):
-            os.replace(Path(tmp) / name, out / name)
-    write_text_atomic(out / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    save_artifact(out / WEIGHTS_NAME, weights, metadata)
-
-
-def _is_model_dir(path: str) -> bool:
-    return (Path(path) / CONFIG_NAME).is_file() and (Path(path) / WEIGHTS_NAME).is_file()
-
-
-def run_tokenizer(cfg: FinetuneConfig, regions: Regions, data: TaskData):
-    """A WordPiece tokenizer trained on the training text, once per run: rank 0 trains and saves it in the run
-    directory, the other processes and a resumed run load that copy (training is not bit-reproducible)."""
-    saved = Path(cfg.out) / CHECKPOINTS / "tokenizer"
-    if not (cfg.train.resume and saved.is_dir()):
-        if is_main():
-            tags = [c.get("name", "") for c in regions.categories]
-            tokenizer = train_wordpiece_tokenizer(data.texts + tags, vocab_size=cfg.vocab_size)
-            with atomic_dir(saved) as tmp:
-                save_tokenizer(tokenizer, tmp)
-        barrier()
-    return load_tokenizer(saved)
-
-
-def build_model(cfg: FinetuneConfig, regions: Regions, data: TaskData):
-    """(model, tokenizer, source description) from a preset, an HF directory or a vlkd model directory."""
-    feature_dim = regions.student_dim if cfg.features == "student" else regions.teacher_dim
-    common = dict(task=cfg.task, arch=cfg.arch, region_feature_dim=feature_dim, answers=data.answers,
-                  max_text_len=cfg.max_text_len, max_tag_len=cfg.max_tag_len, max_regions=cfg.max_regions,
-                  label_smoothing=cfg.label_smoothing, itm_negatives=cfg.itm_negatives)  # fmt: skip
-    if cfg.model in list_presets():
-        tokenizer = run_tokenizer(cfg, regions, data)
-        return create_vl_model(preset=cfg.model, tokenizer=tokenizer, **common), tokenizer, f"preset:{cfg.model}"
-    path = Path(cfg.model)
-    if not path.is_dir():
-        raise UsageError(f"--model must be a preset ({', '.join(list_presets())}) or a model directory", path)
-    if not _is_model_dir(cfg.model) or "vlkd_kind" not in json.loads((path / CONFIG_NAME).read_text()):
-        model = create_vl_model(hf_dir=path, **common)
-        return model, load_tokenizer(path), f"hf:{path}"
-    return _from_vlkd_dir(cfg, path, feature_dim, common)
-
-
-def _from_vlkd_dir(cfg: FinetuneConfig, path: Path, feature_dim: int, common: dict):
-    config, weights, _ = load_model_dir(path, "model")
-    if int(config.get("region_feature_dim", -1)) != feature_dim:
-        raise InputError(
-            f"model takes {config.get('region_feature_dim')}-d region features, the {cfg.features} features of "
-            f"the regions are {feature_dim}-d (another backbone?)",
-            path,
-        )
-    tokenizer = load_tokenizer(path)
-    same_answers = cfg.task != "vqa" or config.get("answers") == common["answers"]
-    if config.get("task") == cfg.task and config.get("arch", "cross") == cfg.arch and same_answers:
-        model = model_from_config(config)
-        model.load_state_dict(weights, strict=True)
-        return model, tokenizer, f"model:{input_record(path)['sha256']}"
-    common = {**common, "max_text_len": config["layout"]["max_text_len"],
-              "max_tag_len": config["layout"]["max_tag_len"], "max_regions": config["layout"]["max_regions"]}  # fmt: skip
-    model = create_vl_model(encoder_config=config["encoder"], tokenizer=tokenizer, **common)
-    carried = {k: config[k] for k in REGION_OPTIONS if k in config}  # e.g. an imported Oscar model: no region LN
-    if carried:
-        model = model_from_config({**model.config, **carried})
-    copied = load_matching_weights(model, weights)
-    if not copied:
-        raise InputError("no weight of this model fits the new task's model", path)
-    return model, tokenizer, f"model:{input_record(path)['sha256']}"
+from vlkd_cli.stages.training_configs import FinetuneConfig
+from vlkd_cli.tasks.finetune import FinetuneTask, build_model, is_model_dir
+from vlkd_cli.train.loop import prepare_out_dir, train
 
 
 def _lineage(cfg: FinetuneConfig, regions: Regions, source: str) -> dict[str, Any]:
@@ -214,7 +56,7 @@ def _data_files(data: DataConfig) -> list[Path]:
 
 def check_adaptation_inputs(cfg: FinetuneConfig, regions: Regions) -> dict[str, Any]:
     """adapt-teacher needs a vlkd teacher whose features come from the regions' teacher backbone."""
-    if not _is_model_dir(cfg.model):
+    if not is_model_dir(cfg.model):
         raise UsageError("--teacher must be a vlkd model directory (from `vlkd finetune`)", cfg.model)
     config = read_model_config(Path(cfg.model), "model")  # the weights are loaded once, by build_model
     check_reads_features(config, regions, "teacher", Path(cfg.model))

@@ -4,7 +4,7 @@ One side of the features (`--side teacher` by default: VinVL's X152-C4 features 
 the TSV, split as the 2048 + 6 layout (the 2048 detector features are kept; the 6-d geometry only locates the
 boxes, since vlkd recomputes the geometry from boxes and image sizes). The other side comes from a second TSV on
 the same boxes, or is pooled on those boxes from the images with a timm backbone exactly as
-`vlkd extract-regions --proposals` pools it (`stages.extract_regions._pool`, same seeds), so an artifact imported
+`vlkd extract-regions --proposals` pools it (`vision.roi.pooled_roi_features`, same seeds), so an artifact imported
 here and one extracted on the same boxes hold the same student features and the same `vlkd.boxes_sha256`.
 
 Boxes come from the label TSV's rects (pixels) or, without labels, from the geometry × image size; when both
@@ -404,7 +404,7 @@ def _pooled_chunks(refs: list[ImageRef], sources: _Sources, backbone, image_size
     import torch
 
     from vlkd_cli.data.batching import DecodeStats, iter_batches
-    from vlkd_cli.stages.extract_regions import _pool
+    from vlkd_cli.vision.roi import pooled_roi_features
 
     stats = DecodeStats(skipped=[])
     for batch in iter_batches(refs, image_size=image_size, batch_size=cfg.batch_size, skip_bad_images=False,
@@ -412,7 +412,7 @@ def _pooled_chunks(refs: list[ImageRef], sources: _Sources, backbone, image_size
         images = [assemble_image(ref.image_id, sources, size) for ref, size in zip(batch.refs, batch.sizes)]
         pixels = batch.pixels.to(device).contiguous(memory_format=torch.channels_last)
         maps = backbone(backbone.preprocess(pixels))  # L x (B, C_l, H_l, W_l)
-        pooled = _pool(maps, backbone.feature_strides, batch, [image.boxes for image in images], cfg.roi_size)
+        pooled = pooled_roi_features(maps, backbone.feature_strides, batch, [image.boxes for image in images], cfg.roi_size)
         start = 0
         for image in images:
             image.other = pooled[start : start + len(image.boxes)]  # (n, D')
@@ -567,9 +567,9 @@ def _metadata(cfg: ImportConfig, sources: _Sources, backbone, categories, image_
     if sources.other is not None:
         inputs.append(tsv_record(sources.other, "features", cfg.other))
     if refs is not None and cfg.images is not None:
-        from vlkd_cli.stages.extract_regions import _image_list_sha256
+        from vlkd_cli.data.image_index import image_list_sha256
 
-        inputs.append({"path": str(cfg.images), "kind": "images", "sha256": _image_list_sha256(refs)})
+        inputs.append({"path": str(cfg.images), "kind": "images", "sha256": image_list_sha256(refs)})
     if cfg.annotations is not None:
         inputs.append(input_record(cfg.annotations, "annotations"))
     weights = cfg.of("backbone_weights", cfg.other)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from vlkd_cli.artifacts.io import build_metadata, input_record
-from vlkd_cli.artifacts.model_dir import load_model_dir, save_model_dir
+from vlkd_cli.artifacts.model_dir import save_model_dir
 from vlkd_cli.data.batching import DecodeStats, iter_batches
 from vlkd_cli.data.coco import CocoInstances, coco_api, load_coco_instances
 from vlkd_cli.data.image_index import ImageRef, resolve_images
@@ -139,14 +139,3 @@ def _save(cfg: TrainDetectorConfig, detector: Detector, instances: CocoInstances
     log = "".join(json.dumps(entry) + "\n" for entry in history)
     save_model_dir(cfg.out, config=config, state_dict=detector.state_dict(), metadata=metadata,
                    extra_files={"metrics.json": json.dumps(metrics, indent=2) + "\n", "log.jsonl": log})  # fmt: skip
-
-
-def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
-    """Rebuild a detector from its directory (exit 3 if the weights do not fit the recorded architecture)."""
-    config, tensors, _ = load_model_dir(path, "detector")
-    try:
-        detector = Detector.from_config(config["detector"])
-        detector.load_state_dict(tensors, strict=True)
-    except (KeyError, RuntimeError, ValueError) as err:
-        raise InputError(f"detector weights do not fit its config.json: {str(err).splitlines()[0]}", path) from err
-    return detector.eval(), config

@@ -25,37 +25,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlkd_cli.artifacts.atomic import write_text_atomic
 from vlkd_cli.artifacts.io import build_metadata, load_tensors, save_artifact
+from vlkd_cli.distributed import all_reduce_mean, barrier, get_rank, get_world_size, init_distributed, is_main
 from vlkd_cli.errors import InputError, RunError, UsageError
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.train.checkpoint import CHECKPOINTS, LoopState, checkpoint_dirs, load_checkpoint, save_checkpoint
-from vlkd_cli.train.distributed import all_reduce_mean, barrier, get_rank, get_world_size, init_distributed, is_main
+from vlkd_cli.train.config import TrainConfig
 from vlkd_cli.train.optim import create_optimizer, lr_factor, set_lr
 from vlkd_cli.train.sampler import ResumableSampler
 
 LOG_NAME = "log.jsonl"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Flags shared by every training command."""
-
-    epochs: int = 1
-    max_steps: int | None = None  # wins over epochs
-    batch_size: int = 32  # global: split over torchrun processes
-    grad_accum: int = 1
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup: float = 0.1  # fraction of the steps
-    schedule: str = "linear"
-    clip_norm: float = 1.0
-    bf16: bool = False
-    save_every: int = 0  # 0: only the final model
-    eval_every: int = 0  # 0: no validation
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    resume: bool = False
-    overwrite: bool = False
-    seed: int = 0
 
 
 class TrainTask(Protocol):

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vlkd_cli.artifacts.model_dir import load_model_dir
+from vlkd_cli.errors import InputError
 from vlkd_cli.vision.backbone import Backbone, create_backbone
 from vlkd_cli.vision.centernet import centernet_loss, decode_detections, encode_targets, heatmap_bias_init
 from vlkd_cli.vision.neck import FusionNeck
@@ -189,3 +192,14 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
         yield
     finally:
         module.train(was_training)
+
+
+def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
+    """Rebuild a detector from its directory (exit 3 if the weights do not fit the recorded architecture)."""
+    config, tensors, _ = load_model_dir(path, "detector")
+    try:
+        detector = Detector.from_config(config["detector"])
+        detector.load_state_dict(tensors, strict=True)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise InputError(f"detector weights do not fit its config.json: {str(err).splitlines()[0]}", path) from err
+    return detector.eval(), config

@@ -10,9 +10,12 @@ tuned per backbone.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.ops import roi_align
+
+from vlkd_cli.data.batching import ImageBatch
 
 
 def roi_features(
@@ -53,3 +56,11 @@ def roi_features(
         )  # (R, C_l, output_size, output_size)
         pooled.append(grid.mean(dim=(2, 3)))  # (R, C_l)
     return torch.cat(pooled, dim=1)  # (R, sum C_l)
+
+
+def pooled_roi_features(maps, strides, batch: ImageBatch, boxes: list[np.ndarray], roi_size: int) -> np.ndarray:
+    """RoI features (R, D) of `boxes` (original-image pixels) from one backbone's maps of the batch."""
+    scaled = [
+        torch.from_numpy(b * np.array([sx, sy, sx, sy], dtype=np.float32)) for b, (sx, sy) in zip(boxes, batch.scales)
+    ]  # tensor pixels, (n_b, 4) each
+    return roi_features(maps, strides, scaled, output_size=roi_size).float().cpu().numpy()  # (R, D)

@@ -26,15 +26,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vlkd_cli.bench.models import BenchModel
+from vlkd_cli.bench.timing import ModuleTimer, StageClock, synchronize
 from vlkd_cli.data.batching import ImageBatch, collate
 from vlkd_cli.data.detections import Detections, load_detection_results, select_regions
 from vlkd_cli.data.image_index import ImageRef
 from vlkd_cli.data.images import load_image
 from vlkd_cli.errors import InputError
 from vlkd_cli.models.decoding import DecodeResult
-from vlkd_cli.models.inputs import VLBatch, build_batch
-from vlkd_cli.stages.latency_models import BenchModel
-from vlkd_cli.stages.latency_timing import ModuleTimer, StageClock, synchronize
+from vlkd_cli.structures.vl_batch import VLBatch, build_batch
 from vlkd_cli.vision.roi import roi_features
 
 STAGES = ("decode", "detector", "backbone_roi", "inputs", "transformer", "head", "total")
@@ -57,7 +57,7 @@ class Proposals:
 def make_proposals(detector: Path | None, proposals: Path | None, refs: list[ImageRef], device) -> Proposals:
     """Load the detector or the results file (exit 3 if the results cover none of the images)."""
     if detector is not None:
-        from vlkd_cli.stages.detector_proposals import DetectorProposals
+        from vlkd_cli.vision.proposals import DetectorProposals
 
         found = DetectorProposals(detector, device)
         found.detector.eval()

@@ -19,15 +19,15 @@ submodule (out of the optimizer, DDP and checkpoints), so it stays bit-identical
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vlkd_cli.data.vl_datasets import TrainBatch
+from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator
 from vlkd_cli.losses.dcd import dcd_loss
-from vlkd_cli.models.inputs import VLBatch, select_rows
-
-DCD_TERMS = ("dcd", "task")
-DEFAULT_DCD_WEIGHTS = {"dcd": 1.0, "task": 0.0}
+from vlkd_cli.structures.vl_batch import VLBatch, select_rows
+from vlkd_cli.tasks.distillvlm import DistillTask
 
 
 class DCDBatch(TrainBatch):
@@ -107,3 +107,44 @@ class DCDModule(nn.Module):
         image_emb = self.student.encode_image(images.region_features, images.region_boxes, images.region_mask)
         text_emb = self.student.encode_text(chosen.caption_ids, chosen.caption_mask).view(b, k, -1)  # (B, K, P)
         return self.student.scale() * torch.einsum("bd,bkd->bk", image_emb, text_emb).float()
+
+
+def draw_negatives(image_ids: np.ndarray, own: int, count: int) -> np.ndarray:
+    """`count` indices (uniform, with replacement) of training samples whose image is not `own`.
+
+    Uses numpy's global generator, which the training checkpoints save and restore, so a resumed run draws the
+    same pools. (B·(P−1) draws per batch, redrawing only the rare same-image hits.)
+    """
+    picks = np.random.randint(0, len(image_ids), size=count)
+    same = image_ids[picks] == own
+    while same.any():
+        picks[same] = np.random.randint(0, len(image_ids), size=int(same.sum()))
+        same = image_ids[picks] == own
+    return picks
+
+
+class DCDTask(DistillTask):
+    """Distill's task with DCD batches: each positive pair plus a pool of captions of other images."""
+
+    def __init__(self, cfg, module: DCDModule, tokenizer, data, student_collator: VLCollator,
+                 teacher_collator: VLCollator, teacher_regions: Regions | None, lineage: dict) -> None:  # fmt: skip
+        super().__init__(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
+        self.pool_size = cfg.dcd_pool
+        self.train_image_ids = np.asarray([s.image_id for s in data.train], dtype=np.int64)
+
+    def collate(self, samples: list[Sample]) -> DCDBatch:
+        positives = self.collator(samples)
+        pool: list[Sample] = []
+        for sample in samples:
+            pool.append(sample)  # column 0: the positive
+            for j in draw_negatives(self.train_image_ids, sample.image_id, self.pool_size - 1):
+                pool.append(Sample(sample.image_index, sample.image_id, self.data.train[j].text))
+        teacher_pool = pool
+        if self.teacher_regions is not None:
+            index = self.teacher_regions.index_of
+            teacher_pool = [Sample(index(s.image_id), s.image_id, s.text) for s in pool]
+        return DCDBatch(positives.vl, positives.targets, self.collator(pool).vl, self.teacher_collator(teacher_pool).vl,
+                        self.pool_size)  # fmt: skip
+
+    def after_step(self) -> None:
+        pass

@@ -16,16 +16,21 @@ and read from its own directory), while the student, the NCE projection and the 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from vlkd_cli.data.vl_datasets import TrainBatch
+from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS
+from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator
 from vlkd_cli.losses import attention_mse, logit_kd
 from vlkd_cli.losses.logit_kd import binary_logit_kd
 from vlkd_cli.losses.token_nce import TokenNCELoss
-from vlkd_cli.models.inputs import VLBatch
-
-DISTILL_TERMS = ("task", "attention_mse", "token_nce", "logit_kd")
+from vlkd_cli.structures.vl_batch import VLBatch
+from vlkd_cli.tasks.finetune import FinetuneTask, write_model_dir
 
 
 class DistillBatch(TrainBatch):
@@ -121,3 +126,41 @@ class DistillModule(nn.Module):
         """Enqueue this step's teacher keys, after backward, on every rank (a collective under DDP)."""
         if self.nce is not None:
             self.nce.update()
+
+
+class DistillTask(FinetuneTask):
+    """Finetune's task with the distillation module and a collator that also builds the teacher's view."""
+
+    def __init__(self, cfg, module: DistillModule, tokenizer, data, student_collator: VLCollator,
+                 teacher_collator: VLCollator, teacher_regions: Regions | None, lineage: dict) -> None:  # fmt: skip
+        super().__init__(cfg, module.student, tokenizer, data, student_collator, lineage)
+        self.module = module
+        self.teacher_collator, self.teacher_regions = teacher_collator, teacher_regions
+
+    def collate(self, samples: list[Sample]) -> DistillBatch:
+        student = self.collator(samples)
+        if self.teacher_regions is not None:  # ablation: the teacher's own regions of the same images
+            samples = [Sample(self.teacher_regions.index_of(s.image_id), s.image_id, s.text, s.target) for s in samples]
+        return DistillBatch(student.vl, student.targets, self.teacher_collator(samples).vl)
+
+    def after_step(self) -> None:
+        self.module.push_keys()
+
+    def evaluate(self, module) -> dict[str, float]:
+        return super().evaluate(_StudentView(module.student))
+
+    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
+                   summary: dict[str, Any]) -> None:  # fmt: skip
+        weights = {k[len("student.") :]: v for k, v in state_dict.items() if k.startswith("student.")}
+        config = {**self.module.student.config, **self.lineage, "vlkd_kind": "model",
+                  "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
+        metadata = {**metadata, "vlkd.inputs": json.dumps(self.lineage["inputs"])}
+        write_model_dir(out, config, weights, metadata, self.tokenizer)
+
+
+class _StudentView(torch.nn.Module):
+    """Lets finetune's evaluation (which reads `module.model`) score the student."""
+
+    def __init__(self, student: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = student

@@ -28,7 +28,7 @@ class DetectorProposals:
     """vlkd's own detector: proposals and student maps from one forward pass."""
 
     def __init__(self, path: Path, device: torch.device) -> None:
-        from vlkd_cli.stages.train_detector import load_detector
+        from vlkd_cli.vision.detector import load_detector
 
         self.detector, config = load_detector(path)
         self.detector.to(device)

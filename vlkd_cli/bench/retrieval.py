@@ -21,28 +21,19 @@ model's fixed layout.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from vlkd_cli.artifacts.regions import ImageRegions
+from vlkd_cli.bench.models import BenchModel
+from vlkd_cli.bench.pipeline import Proposals, image_stages, prepare_end_to_end
+from vlkd_cli.bench.timing import StageClock, measure, quiet_progress
 from vlkd_cli.data.demo_scenes import COLORS, SHAPES
 from vlkd_cli.data.image_index import ImageRef
 from vlkd_cli.data.vl_datasets import Sample, VLCollator
-from vlkd_cli.stages.eval_model import InferenceModel
-from vlkd_cli.stages.eval_retrieval import (
-    EvalRetrievalConfig,
-    Gallery,
-    cross_scores,
-    dual_embeddings,
-    pair_scorer,
-    rank_dual,
-    rank_matrix,
-)
-from vlkd_cli.stages.latency_models import BenchModel
-from vlkd_cli.stages.latency_pipeline import Proposals, image_stages, prepare_end_to_end
-from vlkd_cli.stages.latency_timing import StageClock, measure, quiet_progress
+from vlkd_cli.tasks.inference import InferenceModel
+from vlkd_cli.tasks.ranking import Gallery, cross_scores, dual_embeddings, pair_scorer, rank_dual, rank_matrix
 
 CROSS_STAGES = ("score_pairs", "rank", "total")
 DUAL_STAGES = ("embed", "search", "total", "rerank", "two_stage_total")
@@ -159,8 +150,6 @@ def time_dual(loaded: InferenceModel, gallery: Gallery, *, batch_size: int, warm
               reranker: InferenceModel | None = None, reranker_arg: str = "", rerank_k: int = 16,
               ) -> RetrievalTiming:  # fmt: skip
     """Dual encoder: embed + faiss flat search; with a cross-encoder `reranker`, also the two-stage ranking."""
-    flat = EvalRetrievalConfig(out=Path("."), index="flat")
-    two_stage = EvalRetrievalConfig(out=Path("."), index="flat", rerank_k=rerank_k)
     scorer = None if reranker is None else pair_scorer(reranker, gallery, batch_size)
 
     def iteration() -> dict[str, float]:
@@ -168,11 +157,11 @@ def time_dual(loaded: InferenceModel, gallery: Gallery, *, batch_size: int, warm
         with clock("embed"):
             image_emb, text_emb = dual_embeddings(loaded, gallery, batch_size)  # (I, P), (T, P)
         with clock("search"):
-            rank_dual(flat, gallery, image_emb, text_emb)
+            rank_dual(gallery, image_emb, text_emb)
         clock.seconds["total"] = clock.seconds["embed"] + clock.seconds["search"]
         if scorer is not None:
             with clock("rerank"):
-                rank_dual(two_stage, gallery, image_emb, text_emb, scorer)
+                rank_dual(gallery, image_emb, text_emb, rerank_k=rerank_k, reranker=scorer)
             clock.seconds["two_stage_total"] = clock.seconds["embed"] + clock.seconds["rerank"]
         return clock.seconds
 

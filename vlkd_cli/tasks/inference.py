@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from vlkd_cli.artifacts.feature_checks import check_reads_features
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.model_dir import load_model_dir
 from vlkd_cli.artifacts.regions import Regions
@@ -22,7 +23,6 @@ from vlkd_cli.data.vl_datasets import VLCollator
 from vlkd_cli.errors import InputError
 from vlkd_cli.models.factory import model_from_config
 from vlkd_cli.models.tokenizer import load_tokenizer
-from vlkd_cli.stages.feature_checks import check_reads_features
 
 
 @dataclass

@@ -19,11 +19,11 @@ import torch
 
 from vlkd_cli.data.batching import batched
 from vlkd_cli.data.vl_datasets import Sample, VLCollator
+from vlkd_cli.distributed import all_gather_json, get_rank, get_world_size
 from vlkd_cli.eval.caption_metrics import caption_scores
-from vlkd_cli.eval.pair_scores import image_embeddings, itm_pair_scores, text_embeddings
 from vlkd_cli.eval.retrieval import retrieval_recall
 from vlkd_cli.eval.vqa import question_accuracy
-from vlkd_cli.train.distributed import all_gather_json, get_rank, get_world_size
+from vlkd_cli.tasks.pair_scores import image_embeddings, itm_pair_scores, text_embeddings
 
 METRICS = {"caption": "CIDEr", "vqa": "vqa_accuracy", "retrieval": "r_mean", "pretrain": "neg_loss"}
 

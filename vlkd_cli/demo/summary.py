@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from vlkd_cli.stages.demo_plan import Plan, student_dir
+from vlkd_cli.demo.plan import Plan, student_dir
 
 ROW_NAMES = ("teacher", "teacher adapted", "student no KD", "student KD no adaptation", "student KD + adaptation",
              "dual student no DCD", "dual student DCD", "two-stage")  # fmt: skip

@@ -9,32 +9,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.captions import load_captions
 from vlkd_cli.data.karpathy import is_karpathy, load_karpathy
+from vlkd_cli.data.task_config import TASKS, DataConfig
 from vlkd_cli.data.vl_datasets import Sample, caption_samples, vqa_samples
 from vlkd_cli.data.vqa import VqaAnnotation, load_vqa_annotations, load_vqa_questions
+from vlkd_cli.data.vqa_targets import answer_vocabulary, soft_target
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.jsonfile import read_json
-from vlkd_cli.models.vqa_head import answer_vocabulary, soft_target
-
-TASKS = ("caption", "vqa", "retrieval", "pretrain")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    task: str
-    annotations: Path
-    questions: Path | None = None
-    split: str | None = None
-    split_file: Path | None = None
-    val_split: str | None = None
-    val_annotations: Path | None = None
-    val_questions: Path | None = None
-    min_answer_count: int = 9
-    answer_vocab: Path | None = None
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The snippet never imports vlkd: it rebuilds the region embedding and the task head from `vlkd_heads.safetensors`
 and `vlkd_config.json` with `torch.nn.functional`, runs the `transformers.AutoModel` of the directory, and when run
 as a script prints the prediction for a random example. Its functions reproduce vlkd's computation exactly
-(`vlkd_cli/models/inputs.py` layout and masks, `vl_transformer.py`, the heads), which the export tests check by
+(`vlkd_cli/structures/vl_batch.py` layout and masks, `vl_transformer.py`, the heads), which the export tests check by
 extracting and executing the snippet in a process that never imports vlkd.
 """
 

@@ -31,9 +31,9 @@ from torch import Tensor, nn
 
 from vlkd_cli.errors import RunError, UsageError
 from vlkd_cli.models.dual_encoder import DualEncoder
-from vlkd_cli.models.inputs import VLBatch, build_batch
 from vlkd_cli.models.task_model import TaskModel
 from vlkd_cli.models.tokenizer import load_tokenizer
+from vlkd_cli.structures.vl_batch import VLBatch, build_batch
 
 TOLERANCE = 1e-5
 CHECK_BATCH_SIZES = (1, 8)
@@ -166,7 +166,7 @@ def _cross_inputs(batch: VLBatch) -> tuple[Tensor, ...]:
 
 def _caption_inputs(model: TaskModel, tokenizer, batch_size: int) -> tuple[Tensor, ...]:
     """Rows with caption prefixes of different lengths ([CLS] + some tokens), as in the middle of decoding."""
-    from vlkd_cli.models.inputs import with_caption_prefix
+    from vlkd_cli.structures.vl_batch import with_caption_prefix
 
     batch = example_batch(model, tokenizer, batch_size)
     length = min(4, batch.max_text_len)
@@ -318,14 +318,8 @@ def export_graph(spec: GraphSpec, out: Path, *, fmt: str, batch_size: int) -> di
 
 def write_graph_export(source, out: Path, *, fmt: str, batch_size: int) -> tuple[list[str], dict[str, float | None]]:
     """Fill `out` with the graphs of `source.model`, the tokenizer, `vlkd_config.json` and a README."""
-    from vlkd_cli.stages.export import (
-        EXPORT_CONFIG_NAME,
-        README_NAME,
-        export_description,
-        split_weights,
-        write_tokenizer,
-    )
-    from vlkd_cli.stages.export_readme import graph_readme
+    from vlkd_cli.export.hf import EXPORT_CONFIG_NAME, README_NAME, export_description, split_weights, write_tokenizer
+    from vlkd_cli.export.readme import graph_readme
 
     if fmt == "onnx":
         require_onnx()

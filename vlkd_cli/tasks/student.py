@@ -1,0 +1,61 @@
+"""The student of a distillation run (DistillVLM or DCD) and its lineage. A preset student takes the teacher's
+tokenizer and layout, so token i means the same in both; a student directory must already share them. `cfg` below
+is the command's `DistillConfig` (any object with its fields).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vlkd_cli.artifacts.io import input_record
+from vlkd_cli.artifacts.model_dir import CONFIG_NAME, load_model_dir
+from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.models.factory import create_vl_model, model_from_config
+from vlkd_cli.models.presets import list_presets
+from vlkd_cli.models.tokenizer import load_tokenizer, tokenizer_fingerprint
+
+
+def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions):
+    """A preset student takes the teacher's tokenizer and layout; a directory must already share them."""
+    layout = teacher_config["layout"]
+    common = {"task": cfg.task, "arch": cfg.arch, "region_feature_dim": regions.student_dim, "answers": teacher_config.get("answers"),
+                  "max_text_len": layout["max_text_len"], "max_tag_len": layout["max_tag_len"],
+                  "max_regions": layout["max_regions"]}  # fmt: skip
+    if cfg.student in list_presets():
+        return create_vl_model(preset=cfg.student, tokenizer=teacher_tokenizer, **common), teacher_tokenizer
+    path = Path(cfg.student)
+    if not path.is_dir():
+        raise UsageError(f"--student must be a preset ({', '.join(list_presets())}) or a model directory", path)
+    tokenizer = load_tokenizer(path)
+    if tokenizer_fingerprint(tokenizer) != tokenizer_fingerprint(teacher_tokenizer):
+        raise InputError("student and teacher tokenizers differ: token i would not mean the same in both", path)
+    config_path = path / CONFIG_NAME
+    if config_path.is_file() and "vlkd_kind" in json.loads(config_path.read_text()):
+        config, weights, _ = load_model_dir(path, "model")
+        if config.get("layout") != layout or config.get("task") != cfg.task or config.get("arch", "cross") != cfg.arch:
+            raise InputError(f"student layout/task/arch {config.get('layout')}/{config.get('task')}/"
+                             f"{config.get('arch', 'cross')} differ from the teacher's {layout}/{cfg.task}/{cfg.arch}",
+                             path)  # fmt: skip
+        model = model_from_config(config)
+        model.load_state_dict(weights)
+        return model, tokenizer
+    return create_vl_model(hf_dir=path, **common), tokenizer
+
+
+def distill_lineage(cfg, regions: Regions, distillation: dict[str, Any]) -> dict[str, Any]:
+    """The student's config.json lineage: its features, the teacher it was distilled from, and how."""
+    return {
+        "features": "student",
+        "feature_backbone": regions.metadata.get("vlkd.student_backbone"),
+        "feature_backbone_sha256": regions.metadata.get("vlkd.student_backbone_sha256"),
+        "regions_boxes_sha256": regions.boxes_sha256,
+        "initialized_from": f"preset:{cfg.student}" if cfg.student in list_presets() else str(cfg.student),
+        "use_tags": cfg.use_tags,
+        "distilled_from": input_record(cfg.teacher, "model"),
+        "distillation": distillation,
+        "inputs": [input_record(p, "regions") for p in regions.paths]
+        + [input_record(cfg.data.annotations, "annotations")],
+    }

@@ -34,7 +34,7 @@ def main() -> None:
     from vlkd_cli.losses import map_layers
     from vlkd_cli.models.factory import create_vl_model
     from vlkd_cli.models.tokenizer import train_wordpiece_tokenizer
-    from vlkd_cli.stages.distill import DEFAULT_WEIGHTS
+    from vlkd_cli.tasks.terms import default_weights
     from vlkd_cli.tasks.distillvlm import DistillBatch, DistillModule
 
     torch.manual_seed(0)
@@ -51,7 +51,7 @@ def main() -> None:
     s_batch = VLCollator(regions, tokenizer, features="student", **kwargs)(samples)
     t_batch = VLCollator(regions, tokenizer, features="teacher", **kwargs)(samples)
     pairs = map_layers(student.vl.num_layers, teacher.vl.num_layers, "all")
-    module = DistillModule(student, teacher, weights=DEFAULT_WEIGHTS, layer_pairs=pairs).train()
+    module = DistillModule(student, teacher, weights=default_weights("distillvlm"), layer_pairs=pairs).train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
     batch = DistillBatch(s_batch.vl, s_batch.targets, t_batch.vl)
 

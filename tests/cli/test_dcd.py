@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import invoke, train_tiny
-from vlkd_cli.stages.dcd import draw_negatives, dual_from_scratch_warning
-from vlkd_cli.tasks.dcd import DCDModule, hard_candidates
+from vlkd_cli.stages.dcd import dual_from_scratch_warning
+from vlkd_cli.tasks.dcd import DCDModule, draw_negatives, hard_candidates
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vlkd_cli.errors import InputError
-from vlkd_cli.losses import create_loss, dcd_loss
+from vlkd_cli.losses import DCDLoss, dcd_loss
 
 STUDENT = [[2.0, 0.5, -1.0], [0.0, 1.0, 0.5]]
 TEACHER = [[3.0, 1.0, 0.0], [0.5, 0.5, 0.0]]
@@ -93,10 +93,10 @@ def test_teacher_scores_get_no_gradient() -> None:
 
 
 def test_module_and_shape_errors() -> None:
-    module = create_loss("dcd", alpha=0.5, temperature=2.0)
+    module = DCDLoss(alpha=0.5, temperature=2.0)
     expected = dcd_loss(torch.tensor(STUDENT), torch.tensor(TEACHER), alpha=0.5, temperature=2.0)
     assert module(torch.tensor(STUDENT), torch.tensor(TEACHER)).item() == expected.item()
     with pytest.raises(InputError):
         dcd_loss(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError):
-        create_loss("dcd", alpha=1.5)
+        DCDLoss(alpha=1.5)

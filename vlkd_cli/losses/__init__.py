@@ -1,7 +1,8 @@
 """Distillation losses: DistillVLM's attention MSE, token-wise NCE with a teacher-key queue and logit KD; DCD.
 
-Importing this package registers every loss (`list_losses()`): `attention_mse`, `token_nce`, `logit_kd`, `dcd`.
-The task loss is each model's own `forward_loss`. Each module's docstring gives the paper, the equation and shapes.
+Each loss is a function (the equation) and a module (its state and options) that the task modules of
+`vlkd_cli.tasks` build their terms from; the term names and default weights are `vlkd_cli.tasks.terms`. The task
+loss is each model's own `forward_loss`. Each module's docstring gives the paper, the equation and shapes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from .dcd import DCDLoss, dcd_loss, dcd_weights
 from .layer_map import hidden_state_index, map_hidden_layers, map_layers, parse_layer_spec
 from .logit_kd import LogitKDLoss, binary_logit_kd, logit_kd
 from .queue import FeatureQueue
-from .registry import create_loss, list_losses, register_loss
 from .token_nce import TokenNCELoss, token_nce
 
 __all__ = [
@@ -22,15 +22,12 @@ __all__ = [
     "TokenNCELoss",
     "attention_mse",
     "binary_logit_kd",
-    "create_loss",
     "dcd_loss",
     "dcd_weights",
     "hidden_state_index",
-    "list_losses",
     "logit_kd",
     "map_hidden_layers",
     "map_layers",
     "parse_layer_spec",
-    "register_loss",
     "token_nce",
 ]

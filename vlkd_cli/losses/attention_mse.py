@@ -29,7 +29,6 @@ from torch import Tensor, nn
 from vlkd_cli.errors import InputError
 
 from .layer_map import map_layers, parse_layer_spec
-from .registry import register_loss
 
 
 def attention_mse(student_attn: Tensor, teacher_attn: Tensor, query_mask: Tensor) -> Tensor:
@@ -60,24 +59,27 @@ def attention_mse(student_attn: Tensor, teacher_attn: Tensor, query_mask: Tensor
     return per_row.sum() / (heads * rows)
 
 
-@register_loss("attention_mse")
 class AttentionMSELoss(nn.Module):
-    """`attention_mse` over mapped layers: the mean over the pairs of `map_layers(S, T, layers)`.
+    """`attention_mse` over mapped layers: the mean over the (student, teacher) layer pairs.
 
     Args:
-        layers: `all`, `last` or `i,j,...` (student layer indices, 0-based); teacher layers follow the uniform map.
+        layers: `all`, `last` or `i,j,...` (student layer indices, 0-based); teacher layers follow the uniform map
+            `map_layers(S, T, layers)`.
+        pairs: Explicit (student, teacher) layer pairs, e.g. a run's recorded map (wins over `layers`).
         head_average: Force head-averaged matching even when head counts are equal (default: per head when the
             counts are equal, head-averaged otherwise).
     """
 
-    def __init__(self, *, layers: str = "all", head_average: bool = False) -> None:
+    def __init__(self, *, layers: str = "all", pairs: Sequence[tuple[int, int]] | None = None,
+                 head_average: bool = False) -> None:  # fmt: skip
         super().__init__()
         parse_layer_spec(layers)  # fail early on bad syntax; the range is checked once the depths are known
         self.layers = layers
+        self.pairs = [tuple(p) for p in pairs] if pairs is not None else None
         self.head_average = head_average
 
     def extra_repr(self) -> str:
-        return f"layers={self.layers!r}, head_average={self.head_average}"
+        return f"layers={self.layers!r}, pairs={self.pairs}, head_average={self.head_average}"
 
     def forward(self, student_attentions: Sequence[Tensor], teacher_attentions: Sequence[Tensor],
                 query_mask: Tensor) -> Tensor:  # fmt: skip
@@ -91,12 +93,11 @@ class AttentionMSELoss(nn.Module):
         Returns:
             Scalar fp32 loss.
         """
-        pairs = map_layers(len(student_attentions), len(teacher_attentions), self.layers)
-        total = student_attentions[0].new_zeros((), dtype=torch.float32)
+        pairs = self.pairs or map_layers(len(student_attentions), len(teacher_attentions), self.layers)
+        terms = []
         for s, t in pairs:
             student, teacher = student_attentions[s], teacher_attentions[t]  # (B, Hs, N, N), (B, Ht, N, N)
             if self.head_average or student.shape[1] != teacher.shape[1]:
-                student = student.float().mean(dim=1, keepdim=True)  # (B, Hs, N, N) -> (B, 1, N, N)
-                teacher = teacher.float().mean(dim=1, keepdim=True)  # (B, Ht, N, N) -> (B, 1, N, N)
-            total = total + attention_mse(student, teacher, query_mask)
-        return total / len(pairs)
+                student, teacher = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)  # (B, 1, N, N)
+            terms.append(attention_mse(student, teacher, query_mask))
+        return torch.stack(terms).mean()

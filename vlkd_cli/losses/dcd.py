@@ -35,8 +35,6 @@ from torch import Tensor, nn
 
 from vlkd_cli.errors import InputError
 
-from .registry import register_loss
-
 
 def dcd_weights(teacher_scores: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
     """Per-sample hard-term shares e (entropy share) and KD weights w, both (B,) summing to 1.
@@ -92,9 +90,8 @@ def dcd_loss(student_scores: Tensor, teacher_scores: Tensor, *, alpha: float = 0
     return loss
 
 
-@register_loss("dcd")
 class DCDLoss(nn.Module):
-    """`dcd_loss` as a module (registered as "dcd").
+    """`dcd_loss` as a module (the DCD task module's term).
 
     Args:
         alpha: α, the KD share (default 0.2, as released).

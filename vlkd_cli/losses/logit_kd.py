@@ -33,8 +33,6 @@ from torch import Tensor, nn
 
 from vlkd_cli.errors import InputError
 
-from .registry import register_loss
-
 
 def _check(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> None:
     if temperature <= 0:
@@ -93,7 +91,6 @@ def binary_logit_kd(student_logits: Tensor, teacher_logits: Tensor, temperature:
     return temperature**2 * value
 
 
-@register_loss("logit_kd")
 class LogitKDLoss(nn.Module):
     """Logit distillation module: `logit_kd` (kind="softmax") or `binary_logit_kd` (kind="sigmoid").
 

@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from vlkd_cli.errors import InputError
 
 from .queue import FeatureQueue
-from .registry import register_loss
 
 
 def token_nce(student: Tensor, teacher: Tensor, negatives: Tensor, temperature: float) -> Tensor:
@@ -64,7 +63,6 @@ def token_nce(student: Tensor, teacher: Tensor, negatives: Tensor, temperature: 
         return (torch.logsumexp(logits, dim=1) - positive[:, 0]).mean()
 
 
-@register_loss("token_nce")
 class TokenNCELoss(nn.Module):
     """Token-wise NCE with a learned student projection and a FIFO queue of raw teacher keys.
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator
-from vlkd_cli.losses.dcd import dcd_loss
+from vlkd_cli.losses.dcd import DCDLoss
 from vlkd_cli.structures.vl_batch import VLBatch, select_rows
 from vlkd_cli.tasks.distillvlm import DistillTask
 
@@ -63,8 +63,8 @@ class DCDModule(nn.Module):
         self.student = student
         self._teacher = [teacher.eval().requires_grad_(False)]  # a list: hidden from state_dict, DDP and optimizer
         self.weights = {name: float(w) for name, w in weights.items() if float(w) != 0.0}
-        self.k, self.alpha, self.temperature = k, alpha, temperature
-        self.reproduce_released = reproduce_released
+        self.k, self.reproduce_released = k, reproduce_released
+        self.dcd = DCDLoss(alpha=alpha, temperature=temperature, reproduce_released=reproduce_released)  # stateless
         self.dual = student.config.get("arch", "cross") == "dual"
 
     @property
@@ -86,8 +86,7 @@ class DCDModule(nn.Module):
         else:
             teacher = t_pool.gather(1, cols)  # (B, K)
         student = self.student_scores(batch.student_pool, cols, pool)  # (B, K)
-        parts = dcd_loss(student, teacher, alpha=self.alpha, temperature=self.temperature,
-                         reproduce_released=self.reproduce_released, return_parts=True)  # fmt: skip
+        parts = self.dcd(student, teacher, return_parts=True)
         out = {"dcd_loss": parts["loss"], "dcd_kd": parts["dcd_kd_loss"].detach(),
                "dcd_hard": parts["dcd_hard_loss"].detach()}  # fmt: skip
         total = self.weights.get("dcd", 0.0) * parts["loss"]

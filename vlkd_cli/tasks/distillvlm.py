@@ -10,7 +10,9 @@ Knowledge Distillation", ICCV 2021).
   layer, negatives = teacher states of earlier steps held in a queue (pushed after the optimizer step);
 - L_kd = temperature-scaled KL on caption-token logits, or binary KD on VQA answer logits (multi-label BCE head).
 
-The teacher is not a registered submodule: it stays out of the optimizer, DDP and the checkpoints (it is frozen
+Each term is a module of `vlkd_cli.losses` (`AttentionMSELoss`, `TokenNCELoss`, `LogitKDLoss`); the term names and
+default weights are `tasks/terms.py`, which `--loss NAME=WEIGHT` is checked against. The teacher is not a
+registered submodule: it stays out of the optimizer, DDP and the checkpoints (it is frozen
 and read from its own directory), while the student, the NCE projection and the queue are saved.
 """
 
@@ -26,9 +28,7 @@ from torch import Tensor, nn
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS
 from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator
-from vlkd_cli.losses import attention_mse, logit_kd
-from vlkd_cli.losses.logit_kd import binary_logit_kd
-from vlkd_cli.losses.token_nce import TokenNCELoss
+from vlkd_cli.losses import AttentionMSELoss, LogitKDLoss, TokenNCELoss
 from vlkd_cli.structures.vl_batch import VLBatch
 from vlkd_cli.tasks.finetune import FinetuneTask, write_model_dir
 
@@ -56,8 +56,11 @@ class DistillModule(nn.Module):
         self._teacher = [teacher.eval().requires_grad_(False)]  # a list: hidden from state_dict, DDP and optimizer
         self.weights = {k: float(v) for k, v in weights.items() if float(v) != 0.0}
         self.layer_pairs = layer_pairs
-        self.temperature = temperature
         self.aligned = aligned  # False: the no-adaptation ablation (teacher on its own regions and tags)
+        self.attention = AttentionMSELoss(pairs=layer_pairs)  # stateless
+        vqa = student.config["task"] == "vqa"  # multi-label BCE head: per-answer binary KD, summed like its BCE
+        self.logit_kd = LogitKDLoss(temperature=temperature, kind="sigmoid" if vqa else "softmax",
+                                    reduction="sum" if vqa else "mean")  # stateless  # fmt: skip
         self.nce = None
         if "token_nce" in self.weights:  # projection + queue: trained / checkpointed with the student
             self.nce = TokenNCELoss(student.vl.hidden_size, teacher.vl.hidden_size, queue_size=queue_size,
@@ -83,11 +86,11 @@ class DistillModule(nn.Module):
         valid = vl.query_mask & teacher_vl.query_mask  # (B, N) tokens that mean the same in both
         parts = {"task_loss": losses["loss"]}
         if need_att:
-            parts["attention_mse_loss"] = self._attention(s_out.attentions, t_out.attentions, valid)
+            parts["attention_mse_loss"] = self.attention(s_out.attentions, t_out.attentions, valid)
         if need_nce:
             parts["token_nce_loss"] = self._nce(s_out.hidden_states, t_out.hidden_states, valid)
         if "logit_kd" in self.weights:
-            parts["logit_kd_loss"] = self._logit_kd(s_out.logits, t_out.logits)
+            parts["logit_kd_loss"] = self.logit_kd(s_out.logits, t_out.logits.detach())
         total = sum(self.weights.get(name[: -len("_loss")], 0.0) * value for name, value in parts.items())
         return {"loss": total, **parts}
 
@@ -102,25 +105,10 @@ class DistillModule(nn.Module):
             raise RuntimeError("student and teacher inputs diverged after the objective's masking")
         return vl, teacher_vl, targets
 
-    def _attention(self, student_maps, teacher_maps, valid: Tensor) -> Tensor:
-        terms = []
-        for s, t in self.layer_pairs:
-            a_s, a_t = student_maps[s], teacher_maps[t]  # (B, Hs, N, N), (B, Ht, N, N)
-            if a_s.shape[1] != a_t.shape[1]:
-                a_s, a_t = a_s.mean(1, keepdim=True), a_t.mean(1, keepdim=True)  # head-averaged maps
-            terms.append(attention_mse(a_s, a_t, valid))
-        return torch.stack(terms).mean()
-
     def _nce(self, student_states, teacher_states, valid: Tensor) -> Tensor:
         """NCE on the last mapped layer; hidden_states[l + 1] is the output of layer l (index 0: embeddings)."""
         s_layer, t_layer = self.layer_pairs[-1]
         return self.nce(student_states[s_layer + 1], teacher_states[t_layer + 1].detach(), valid)
-
-    def _logit_kd(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-        if self.student.config["task"] == "vqa":  # multi-label BCE head: per-answer binary KD
-            # summed over answers like the task's BCE, so the weights of both are on one scale
-            return binary_logit_kd(student_logits, teacher_logits.detach(), self.temperature, reduction="sum")
-        return logit_kd(student_logits, teacher_logits.detach(), self.temperature)
 
     def push_keys(self) -> None:
         """Enqueue this step's teacher keys, after backward, on every rank (a collective under DDP)."""

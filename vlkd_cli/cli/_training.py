@@ -1,12 +1,20 @@
-"""Options shared by the training commands (finetune, adapt-teacher, distill), defined once; their defaults are
-those of `TrainConfig`, `DataConfig` and the commands' configs (`stages.training_configs`), shown in `--help`."""
+"""Options shared by the training commands (finetune, adapt-teacher, distill), declared once: `@training_options`
+adds the task-data options (`DataConfig`) and the training-loop options (`TrainConfig`) to a command, with those
+configs' defaults, which `--help` shows."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from vlkd_cli.cli._options import SeedOpt
+from vlkd_cli.data.task_config import DataConfig
+from vlkd_cli.train.config import TrainConfig
 
 Annotations = Annotated[Path, typer.Option(help="COCO captions or Karpathy JSON (VQA v2 annotations for --task vqa).", exists=True, dir_okay=False)]
 Questions = Annotated[Path | None, typer.Option(help="VQA v2 questions JSON (--task vqa).", exists=True, dir_okay=False)]
@@ -37,3 +45,42 @@ MaxTextLen = Annotated[int, typer.Option(help="Caption/question tokens incl. [CL
 MaxTagLen = Annotated[int, typer.Option(help="Object-tag tokens incl. [SEP] (0: no tags).")]
 MaxRegions = Annotated[int, typer.Option(help="Region tokens per image.")]
 UseTags = Annotated[bool, typer.Option("--tags/--no-tags", help="Oscar-style object tags from the region labels.")]
+
+# (name, option type, default): what @training_options adds, in `--help` order.
+SHARED: tuple[tuple[str, Any, Any], ...] = (
+    ("questions", Questions, None), ("split", Split, None), ("split_file", SplitFile, None),
+    ("val_split", ValSplit, None), ("val_annotations", ValAnnotations, None), ("val_questions", ValQuestions, None),
+    ("min_answer_count", MinAnswerCount, DataConfig.min_answer_count), ("answer_vocab", AnswerVocab, None),
+    ("epochs", Epochs, TrainConfig.epochs), ("max_steps", MaxSteps, TrainConfig.max_steps),
+    ("batch_size", BatchSize, TrainConfig.batch_size), ("grad_accum", GradAccum, TrainConfig.grad_accum),
+    ("lr", Lr, TrainConfig.lr), ("weight_decay", WeightDecay, TrainConfig.weight_decay),
+    ("warmup", Warmup, TrainConfig.warmup), ("schedule", Schedule, TrainConfig.schedule),
+    ("clip_norm", ClipNorm, TrainConfig.clip_norm), ("bf16", Bf16, TrainConfig.bf16),
+    ("save_every", SaveEvery, TrainConfig.save_every), ("eval_every", EvalEvery, TrainConfig.eval_every),
+    ("keep_checkpoints", KeepCheckpoints, TrainConfig.keep_checkpoints), ("log_every", LogEvery, TrainConfig.log_every),
+    ("resume", Resume, TrainConfig.resume), ("overwrite", Overwrite, TrainConfig.overwrite),
+    ("seed", SeedOpt, TrainConfig.seed),
+)  # fmt: skip
+
+
+def training_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the shared options to a command whose signature ends in `**shared`; `defaults` overrides some defaults
+    (adapt-teacher's learning rate). The command receives them in `shared`."""
+    unknown = set(defaults) - {name for name, _, _ in SHARED}
+    if unknown:
+        raise TypeError(f"training_options: {sorted(unknown)} are not shared options")
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
+                                   default=defaults.get(name, default)) for name, kind, default in SHARED]  # fmt: skip
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(func)
+        def command(**options: Any) -> Any:
+            return func(**options)
+
+        command.__signature__ = inspect.Signature(own + added)  # type: ignore[attr-defined]
+        return command
+
+    return decorate

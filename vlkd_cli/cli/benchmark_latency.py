@@ -9,6 +9,7 @@ import typer
 
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
+from vlkd_cli.options import config_from_options
 
 EPILOG = (
     "Example: vlkd benchmark-latency --model teacher --model student --images demo/images --detector detector "
@@ -134,7 +135,6 @@ def benchmark_latency_cmd(
     options = dict(locals())
     sizes = None if batch_sizes is None else parse_batch_sizes(batch_sizes)  # before torch is imported
 
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.benchmark_latency import LatencyConfig, run
 
     options.update(models=tuple(options.pop("model")), batch_sizes=sizes)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
-from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
-from vlkd_cli.data.task_config import DataConfig as D
+from vlkd_cli.cli._options import DeviceOpt, OutDir
+from vlkd_cli.options import config_from_options
 from vlkd_cli.stages.training_configs import DistillConfig as K
 from vlkd_cli.stages.training_configs import describe_defaults
-from vlkd_cli.train.config import TrainConfig as C
 
 EPILOG = (
     "Example: vlkd distill --teacher teacher-adapted --student demo-student --regions regions.safetensors "
@@ -27,6 +26,7 @@ LOSS_HELP = (f"NAME=WEIGHT, repeatable; once one is given the others are 0. dist
 
 
 @command_errors
+@T.training_options()
 def distill_cmd(
     teacher: Annotated[Path, typer.Option(help="The (adapted) teacher model dir.", exists=True, file_okay=False)],
     student: Annotated[str, typer.Option(help="A preset (takes the teacher's tokenizer) or a model dir sharing the teacher's tokenizer.")],
@@ -49,21 +49,12 @@ def distill_cmd(
     nce_max_tokens: Annotated[int, typer.Option(help="Tokens per step in the NCE loss (random subset).")] = K.nce_max_tokens,
     teacher_regions: Annotated[Path | None, typer.Option(help="Ablation: the teacher reads its OWN regions (needs --allow-misaligned).")] = None,
     allow_misaligned: Annotated[bool, typer.Option(help="Confirm the no-adaptation ablation (tokens matched by position).")] = K.allow_misaligned,
-    questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
-    val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,
-    min_answer_count: T.MinAnswerCount = D.min_answer_count, answer_vocab: T.AnswerVocab = None,
     use_tags: T.UseTags = K.use_tags,
-    epochs: T.Epochs = C.epochs, max_steps: T.MaxSteps = C.max_steps, batch_size: T.BatchSize = C.batch_size,
-    grad_accum: T.GradAccum = C.grad_accum, lr: T.Lr = C.lr, weight_decay: T.WeightDecay = C.weight_decay,
-    warmup: T.Warmup = C.warmup, schedule: T.Schedule = C.schedule, clip_norm: T.ClipNorm = C.clip_norm,
-    bf16: T.Bf16 = C.bf16, save_every: T.SaveEvery = C.save_every, eval_every: T.EvalEvery = C.eval_every,
-    keep_checkpoints: T.KeepCheckpoints = C.keep_checkpoints, log_every: T.LogEvery = C.log_every,
-    resume: T.Resume = C.resume, overwrite: T.Overwrite = C.overwrite, device: DeviceOpt = K.device,
-    seed: SeedOpt = C.seed,
+    device: DeviceOpt = K.device, **shared: Any,
 ) -> None:  # fmt: skip
     """Distill a student: DistillVLM (adapted teacher; attention MSE + token NCE + logit KD) or DCD (retrieval)."""
     values = dict(locals())  # first: the options only
-    from vlkd_cli.options import config_from_options
+    values.update(values.pop("shared"))
     from vlkd_cli.stages.training_configs import parse_loss_weights
 
     losses = parse_loss_weights(values.pop("loss"), method)

@@ -9,6 +9,7 @@ import typer
 
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, OutDir
+from vlkd_cli.options import config_from_options
 
 CAPTION_EPILOG = (
     "Example: vlkd eval-caption --model student --regions test-regions.safetensors --annotations "
@@ -84,7 +85,6 @@ def eval_caption_cmd(
 ) -> None:  # fmt: skip
     """Score captions with the COCO metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE), equal to pycocoevalcap."""
     options = dict(locals())
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.eval_caption import EvalCaptionConfig, run
 
     cfg = config_from_options(EvalCaptionConfig, options)
@@ -110,7 +110,6 @@ def eval_vqa_cmd(
 ) -> None:  # fmt: skip
     """Score VQA answers with the official accuracy (overall, per question type, per answer type, in percent)."""
     options = dict(locals())
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.eval_vqa import EvalVqaConfig, run
 
     cfg = config_from_options(EvalVqaConfig, options)
@@ -141,7 +140,6 @@ def eval_retrieval_cmd(
 ) -> None:  # fmt: skip
     """Image-text retrieval recall R@1/5/10 both ways (any caption of an image counts for i2t; rank = strictly higher scores)."""
     options = dict(locals())
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.eval_retrieval import EvalRetrievalConfig, run
 
     cfg = config_from_options(EvalRetrievalConfig, options)

@@ -9,6 +9,7 @@ import typer
 
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, OutFile, SeedOpt
+from vlkd_cli.options import config_from_options
 
 EPILOG = (
     "Example: vlkd extract-regions --images demo/images --annotations demo/instances.json --detector detector "
@@ -44,7 +45,6 @@ def extract_regions_cmd(
 ) -> None:
     """Detect student regions and pool student and teacher RoI features on the same boxes."""
     options = dict(locals())
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.extract_regions import ExtractConfig, run
 
     cfg = config_from_options(ExtractConfig, options)

@@ -10,11 +10,10 @@ import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
-from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
-from vlkd_cli.data.task_config import DataConfig as D
+from vlkd_cli.cli._options import DeviceOpt, OutDir
+from vlkd_cli.options import config_from_options
 from vlkd_cli.stages.training_configs import ADAPT_TEACHER_LR
 from vlkd_cli.stages.training_configs import FinetuneConfig as F
-from vlkd_cli.train.config import TrainConfig as C
 
 EPILOG = (
     "Example: vlkd finetune --task caption --model demo-teacher --regions regions.safetensors --features teacher "
@@ -30,6 +29,7 @@ Task = Annotated[str, typer.Option(help="caption, vqa, retrieval or pretrain.")]
 
 
 @command_errors
+@T.training_options()
 def finetune_cmd(
     task: Task,
     model: Annotated[str, typer.Option(help="A preset (tiny, demo-teacher, demo-student, oscar-base, minivlm, minilm-l6), an HF BERT-family dir, or a vlkd model dir.")],
@@ -39,50 +39,34 @@ def finetune_cmd(
     features: Annotated[str, typer.Option(help="Which region features the model reads: student or teacher.")] = F.features,
     arch: Annotated[str, typer.Option(help="cross (single-stream) or dual (two towers; retrieval only).")] = F.arch,
     itm_negatives: Annotated[int, typer.Option(help="Retrieval cross-encoder: 0 = Oscar's binary ITM; K = rank each image's caption against K captions of other images (ViLT/METER irtr, softmax).")] = F.itm_negatives,
-    questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
-    val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,
-    min_answer_count: T.MinAnswerCount = D.min_answer_count, answer_vocab: T.AnswerVocab = None,
     max_text_len: T.MaxTextLen = F.max_text_len, max_tag_len: T.MaxTagLen = F.max_tag_len,
     max_regions: T.MaxRegions = F.max_regions, use_tags: T.UseTags = F.use_tags,
-    epochs: T.Epochs = C.epochs, max_steps: T.MaxSteps = C.max_steps, batch_size: T.BatchSize = C.batch_size,
-    grad_accum: T.GradAccum = C.grad_accum, lr: T.Lr = C.lr, weight_decay: T.WeightDecay = C.weight_decay,
-    warmup: T.Warmup = C.warmup, schedule: T.Schedule = C.schedule, clip_norm: T.ClipNorm = C.clip_norm,
-    bf16: T.Bf16 = C.bf16, save_every: T.SaveEvery = C.save_every, eval_every: T.EvalEvery = C.eval_every,
-    keep_checkpoints: T.KeepCheckpoints = C.keep_checkpoints, log_every: T.LogEvery = C.log_every,
-    resume: T.Resume = C.resume, overwrite: T.Overwrite = C.overwrite, device: DeviceOpt = F.device,
-    seed: SeedOpt = C.seed,
+    device: DeviceOpt = F.device, **shared: Any,
 ) -> None:  # fmt: skip
     """Train a VL model (caption / VQA / retrieval / pre-training) on a regions artifact."""
-    _run(dict(locals()), adapt=False)
+    options = dict(locals())
+    options.update(options.pop("shared"))
+    _run(options, adapt=False)
 
 
 @command_errors
+@T.training_options(lr=ADAPT_TEACHER_LR)
 def adapt_teacher_cmd(
     teacher: Annotated[Path, typer.Option(help="The teacher model dir (vlkd finetune on its own regions).", exists=True, file_okay=False)],
     regions: Annotated[Path, typer.Option(help="The STUDENT's regions (teacher features are read on its boxes).")],
     task: Task,
     annotations: T.Annotations,
     out: OutDir,
-    questions: T.Questions = None, split: T.Split = None, split_file: T.SplitFile = None, val_split: T.ValSplit = None,
-    val_annotations: T.ValAnnotations = None, val_questions: T.ValQuestions = None,
-    min_answer_count: T.MinAnswerCount = D.min_answer_count, answer_vocab: T.AnswerVocab = None,
     use_tags: T.UseTags = F.use_tags,
-    epochs: T.Epochs = C.epochs, max_steps: T.MaxSteps = C.max_steps, batch_size: T.BatchSize = C.batch_size,
-    grad_accum: T.GradAccum = C.grad_accum, lr: T.Lr = ADAPT_TEACHER_LR, weight_decay: T.WeightDecay = C.weight_decay,
-    warmup: T.Warmup = C.warmup, schedule: T.Schedule = C.schedule, clip_norm: T.ClipNorm = C.clip_norm,
-    bf16: T.Bf16 = C.bf16, save_every: T.SaveEvery = C.save_every, eval_every: T.EvalEvery = C.eval_every,
-    keep_checkpoints: T.KeepCheckpoints = C.keep_checkpoints, log_every: T.LogEvery = C.log_every,
-    resume: T.Resume = C.resume, overwrite: T.Overwrite = C.overwrite, device: DeviceOpt = F.device,
-    seed: SeedOpt = C.seed,
+    device: DeviceOpt = F.device, **shared: Any,
 ) -> None:  # fmt: skip
     """Retrain a teacher on the student's region proposals with teacher features (DistillVLM's adaptation)."""
-    values = dict(locals())
-    values.update(model=str(values.pop("teacher")), features="teacher")  # the arch is the teacher's
-    _run(values, adapt=True)
+    options = dict(locals())
+    options.update(options.pop("shared"), model=str(options.pop("teacher")), features="teacher")
+    _run(options, adapt=True)  # the arch is the teacher's
 
 
 def _run(values: dict[str, Any], *, adapt: bool) -> None:
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.finetune import run
 
     cfg = config_from_options(F, {**values, "regions": Path(values["regions"]), "adapt": adapt})

@@ -9,6 +9,7 @@ import typer
 
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, OutFile, SeedOpt
+from vlkd_cli.options import config_from_options
 
 EPILOG = (
     "Example: vlkd import-regions --format vinvl-tsv train.feature.tsv --labels train.label.tsv "
@@ -79,7 +80,6 @@ def import_regions_cmd(
 ) -> None:
     """Import VinVL/Oscar feature TSVs as a regions artifact (one side from the TSV, the other on the same boxes)."""
     options = dict(locals())
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.import_regions import ImportConfig, run
 
     cfg = config_from_options(ImportConfig, options)

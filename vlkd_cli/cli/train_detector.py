@@ -10,6 +10,7 @@ import typer
 
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
+from vlkd_cli.options import config_from_options
 
 EPILOG = (
     "Example: vlkd train-detector --images demo/images --instances demo/instances.json "
@@ -36,7 +37,6 @@ def train_detector_cmd(
 ) -> None:
     """Train the anchor-free student detector and report box AP on held-out images."""
     options = dict(locals())
-    from vlkd_cli.options import config_from_options
     from vlkd_cli.stages.train_detector import TrainDetectorConfig, run
 
     cfg = config_from_options(TrainDetectorConfig, options)

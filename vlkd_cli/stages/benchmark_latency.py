@@ -1,9 +1,9 @@
 """`vlkd benchmark-latency`: inference latency of each `--model`, end to end and per stage, teacher vs student.
 
-Captioning and VQA models are timed end to end from image files (`latency_pipeline`: decode, detector,
+Captioning and VQA models are timed end to end from image files (`bench/pipeline.py`: decode, detector,
 backbone_roi, inputs, transformer, head, total) for each `--batch-sizes` entry, on the same images for every model
 (the first B files under `--images`, cycled), after `--warmup` discarded iterations, over `--iters`. Retrieval models
-are timed ranking a gallery (`latency_retrieval`). The first `--model` is the reference (e.g. the teacher): every row
+are timed ranking a gallery (`bench/retrieval.py`). The first `--model` is the reference (e.g. the teacher): every row
 carries its median's ratio to the reference's for the same batch size and stage.
 
 Outputs (one directory, written atomically): `latency.json` (results rows, per-model parameters and peak RSS,
@@ -13,39 +13,28 @@ named `<model index>.<batch size>.<stage>`). See docs/artifacts.md.
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import json
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from vlkd_cli.artifacts.atomic import atomic_dir
 from vlkd_cli.artifacts.io import build_metadata, input_record, save_artifact
 from vlkd_cli.artifacts.model_dir import read_model_config
-from vlkd_cli.bench.models import DEFAULT_IMAGE_SIZE, BenchModel, load_bench_model
-from vlkd_cli.bench.pipeline import STAGES, Proposals, end_to_end_iteration, make_proposals, prepare_end_to_end
+from vlkd_cli.bench.pipeline import make_proposals
+from vlkd_cli.bench.runs import add_ratios, run_end_to_end, run_retrieval
 from vlkd_cli.bench.timing import (
-    ModuleTimer,
     environment,
-    measure,
-    peak_rss_mib,
-    reset_peak_rss,
-    rss_mib,
-    summarize,
 )
-from vlkd_cli.data.image_index import ImageRef, resolve_images
+from vlkd_cli.data.image_index import image_list_sha256, resolve_images
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.runtime import resolve_device, seed_everything
 
 COMMAND = "benchmark-latency"
 JSON_NAME, TENSORS_NAME = "latency.json", "latency.safetensors"
 TASKS = ("caption", "vqa", "retrieval")
-DEFAULT_BATCH_SIZES = {"caption": (1, 8), "vqa": (1, 8), "retrieval": (64,)}
 MIN_RERANK_K = 10  # recall is computed at 10
 
 
@@ -126,121 +115,6 @@ def resolve_task(cfg: LatencyConfig, configs: list[tuple[str, dict]]) -> str:
     return task
 
 
-def _row(arg: str, batch_size: int, stage: str, timings: dict[str, np.ndarray], skipped: str | None) -> dict:
-    if stage in timings:
-        return {"model": arg, "batch_size": batch_size, "stage": stage, **summarize(timings[stage])}
-    return {"model": arg, "batch_size": batch_size, "stage": stage, "median_ms": None, "p90_ms": None,
-            "mean_ms": None, "iters": 0, "skipped": skipped or "did not run"}  # fmt: skip
-
-
-def _model_info(bm: BenchModel, image_size: int, proposals: Proposals, scope: tuple[str, float | None]) -> dict:
-    return {
-        "model": bm.arg,
-        "task": bm.task,
-        "arch": bm.config.get("arch", "cross"),
-        "features": bm.lineage.side,
-        "backbone": bm.lineage.backbone,
-        "backbone_weights": bm.backbone_weights,
-        "image_size": image_size,
-        "roi_size": bm.lineage.roi_size,
-        "regions_lineage": None if bm.lineage.regions is None else str(bm.lineage.regions),
-        "parameters": bm.parameters(None if proposals.detector is None else proposals.detector.detector),
-        "peak_rss_mib": round(peak_rss_mib(), 1),
-        "peak_rss_scope": scope[0],
-        "rss_before_mib": None if scope[1] is None else round(scope[1], 1),  # the process before the model loaded
-    }
-
-
-def _image_size(cfg: LatencyConfig, bm: BenchModel, proposals: Proposals) -> int:
-    detector_size = getattr(proposals.detector, "image_size", None)
-    return int(cfg.image_size or bm.lineage.image_size or detector_size or DEFAULT_IMAGE_SIZE)
-
-
-def _run_end_to_end(cfg: LatencyConfig, refs: list[ImageRef], proposals: Proposals, device: torch.device):
-    rows, infos, tensors = [], [], {}
-    detector_backbone = None if proposals.detector is None else proposals.detector.backbone
-    for index, arg in enumerate(cfg.models):
-        scope = reset_peak_rss(), rss_mib()
-        bm = load_bench_model(arg, detector_backbone=detector_backbone, device=device)
-        image_size = _image_size(cfg, bm, proposals)
-        timer = ModuleTimer(bm.model.vl, device)
-        for size in cfg.batch_sizes or DEFAULT_BATCH_SIZES[bm.task]:
-            batch_refs = [refs[i % len(refs)] for i in range(size)]
-            e2e = prepare_end_to_end(bm, proposals, batch_refs, image_size, cfg.decode_length, cfg.beam_size)
-            with torch.inference_mode():
-                timings = measure(partial(end_to_end_iteration, bm, e2e, timer, device), cfg.warmup, cfg.iters)
-            for stage in STAGES:
-                rows.append(_row(arg, size, stage, timings, proposals.skipped))
-                if stage in timings:
-                    tensors[f"{index}.{size}.{stage}"] = timings[stage]
-                if stage == "backbone_roi" and bm.backbone is None:
-                    rows[-1]["note"] = (
-                        "RoI pooling of the detector's backbone maps (that backbone runs in the detector)"
-                    )
-        timer.remove()
-        infos.append(_model_info(bm, image_size, proposals, scope))
-        del bm, timer
-        gc.collect()
-    return rows, infos, tensors
-
-
-def _run_retrieval(cfg: LatencyConfig, refs: list[ImageRef], proposals: Proposals, device: torch.device):
-    from vlkd_cli.bench import retrieval
-
-    distinct = retrieval.distinct_refs(refs, cfg.gallery_images)
-    gallery = retrieval.make_gallery(len(distinct), cfg.gallery_images, cfg.gallery_texts, cfg.seed)
-    detector_backbone = None if proposals.detector is None else proposals.detector.backbone
-    configs = [read_model_config(Path(arg), "model") for arg in cfg.models]
-    is_dual = [c.get("arch", "cross") == "dual" for c in configs]
-    rerank_index = next((i for i, dual in enumerate(is_dual) if not dual), None) if any(is_dual) else None
-    cache: dict[int, tuple[BenchModel, Any, int]] = {}
-
-    def load(index: int):
-        if index not in cache:
-            bm = load_bench_model(cfg.models[index], detector_backbone=detector_backbone, device=device)
-            image_size = _image_size(cfg, bm, proposals)
-            regions = retrieval.gallery_regions(bm, proposals, distinct, image_size, device)
-            cache[index] = (bm, retrieval.inference_model(bm, regions, device), image_size)
-        return cache[index]
-
-    rows, infos, tensors = [], [], {}
-    for index, arg in enumerate(cfg.models):
-        scope = reset_peak_rss(), rss_mib()
-        bm, loaded, image_size = load(index)
-        for size in cfg.batch_sizes or DEFAULT_BATCH_SIZES["retrieval"]:
-            if is_dual[index]:
-                reranker = None if rerank_index is None else load(rerank_index)[1]
-                timing = retrieval.time_dual(loaded, gallery, batch_size=size, warmup=cfg.warmup, iters=cfg.iters,
-                                             reranker=reranker, rerank_k=cfg.rerank_k,
-                                             reranker_arg=cfg.models[rerank_index] if reranker else "")  # fmt: skip
-            else:
-                timing = retrieval.time_cross(loaded, gallery, batch_size=size, max_pairs=cfg.max_pairs,
-                                              warmup=cfg.warmup, iters=cfg.iters, seed=cfg.seed)  # fmt: skip
-            for stage, values in timing.timings.items():
-                rows.append({**_row(arg, size, stage, timing.timings, None), "gallery_images": cfg.gallery_images,
-                             "gallery_texts": cfg.gallery_texts, **timing.notes.get(stage, {})})  # fmt: skip
-                tensors[f"{index}.{size}.{stage}"] = values
-        infos.append(_model_info(bm, image_size, proposals, scope))
-        if index != rerank_index:
-            del cache[index]
-        del bm, loaded
-        gc.collect()
-    return rows, infos, tensors
-
-
-def add_ratios(rows: list[dict], reference: str) -> None:
-    """`ratio_to_reference` = median / the reference model's median for the same batch size and stage (a
-    `two_stage_total` is compared with the reference's `total` when the reference has no two-stage row)."""
-    medians = {(r["batch_size"], r["stage"]): r["median_ms"] for r in rows if r["model"] == reference}
-    for row in rows:
-        key = (row["batch_size"], row["stage"])
-        if key not in medians and row["stage"].endswith("total"):
-            key = (row["batch_size"], "total")
-        base = medians.get(key)
-        ok = row["median_ms"] is not None and base is not None and base > 0
-        row["ratio_to_reference"] = row["median_ms"] / base if ok else None
-
-
 def _protocol(cfg: LatencyConfig, device: torch.device) -> dict[str, Any]:
     """What was timed and how, stated in latency.json."""
     sync = ", torch.cuda.synchronize() before and after each" if device.type == "cuda" else ""
@@ -253,13 +127,6 @@ def _protocol(cfg: LatencyConfig, device: torch.device) -> dict[str, Any]:
         "statistics": "median, p90 (numpy.percentile, linear), mean of the kept iterations, in milliseconds",
         "reference": "ratio_to_reference = median / the first --model's median for the same batch size and stage",
     }
-
-
-def _images_record(images: Path, refs: list[ImageRef]) -> dict[str, str]:
-    digest = hashlib.sha256()
-    for ref in refs:
-        digest.update(f"{ref.image_id}\t{ref.path.name}\t{ref.path.stat().st_size}\n".encode())
-    return {"path": str(images), "kind": "images", "sha256": digest.hexdigest()}
 
 
 def run(cfg: LatencyConfig) -> dict[str, Any]:
@@ -286,7 +153,7 @@ def _run(cfg: LatencyConfig) -> dict[str, Any]:
     refs = resolve_images(cfg.images)
     proposals = make_proposals(cfg.detector, cfg.proposals, refs, device)
     mode = "retrieval" if task == "retrieval" else "end-to-end"
-    runner = _run_retrieval if mode == "retrieval" else _run_end_to_end
+    runner = run_retrieval if mode == "retrieval" else run_end_to_end
     rows, infos, tensors = runner(cfg, refs, proposals, device)
     add_ratios(rows, cfg.models[0])
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
@@ -300,7 +167,7 @@ def _run(cfg: LatencyConfig) -> dict[str, Any]:
         "results": rows,
     }
     inputs = [input_record(Path(arg), "model") for arg in cfg.models]
-    inputs.append(_images_record(cfg.images, refs))
+    inputs.append({"path": str(cfg.images), "kind": "images", "sha256": image_list_sha256(refs)})
     if cfg.detector is not None:
         inputs.append(input_record(cfg.detector, "detector"))
     if cfg.proposals is not None:

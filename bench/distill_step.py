@@ -34,8 +34,8 @@ def main() -> None:
     from vlkd_cli.losses import map_layers
     from vlkd_cli.models.factory import create_vl_model
     from vlkd_cli.models.tokenizer import train_wordpiece_tokenizer
-    from vlkd_cli.tasks.terms import default_weights
     from vlkd_cli.tasks.distillvlm import DistillBatch, DistillModule
+    from vlkd_cli.tasks.terms import default_weights
 
     torch.manual_seed(0)
     regions = Regions(args.regions)

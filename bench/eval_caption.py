@@ -120,7 +120,8 @@ def official(gts: dict[int, list[str]], res: dict[int, str]) -> dict[str, tuple]
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    def clean(text: str) -> dict[str, str]:  # "\r" would shift the jar's output lines (metrics.md 1.3)
+    # "\r" would shift the jar's output lines (docs/evaluation.md, "Captioning (`eval-caption`)", Tokenization)
+    def clean(text: str) -> dict[str, str]:
         return {"caption": text.replace("\r", " ")}
 
     gts_tok = PTBTokenizer().tokenize({i: [clean(c) for c in caps] for i, caps in gts.items()})

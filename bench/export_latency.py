@@ -1,4 +1,4 @@
-"""Latency of the exported inference graphs (`vlkd export --to torchscript|onnx`) against eager PyTorch (issue 8).
+"""Latency of the exported inference graphs (`vlkd export --to torchscript|onnx`) against eager PyTorch.
 
 For each student shape (`demo-student` 2L/128H and `minilm-l6` 6L/384H by default) and each graph (VQA answer
 logits, ITM match logit, one caption decoding step, the dual encoder's image and text towers), a model directory is
@@ -13,7 +13,8 @@ timed through
 
 each under `torch.no_grad()`, `--warmup` discarded calls then the median of `--iters` calls (`time.perf_counter`),
 with `--threads` intra-op threads for torch and onnxruntime alike. Before timing, every exported output is checked
-against eager (max abs difference, printed). Prints one markdown table.
+against eager (max abs difference, printed). Prints one markdown table (docs/benchmarks.md,
+"Exported inference graphs (`bench/export_latency.py`)").
 
 Usage:  python bench/export_latency.py [--presets demo-student,minilm-l6] [--threads 1] [--iters 30] [--work DIR]
 """

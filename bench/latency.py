@@ -1,4 +1,4 @@
-"""Acceptance numbers of `vlkd benchmark-latency` on demo-size models (issue 6, item 3).
+"""The latency numbers of `vlkd benchmark-latency` on demo-size models, teacher vs student.
 
 1. End-to-end caption latency at batch 1, student / teacher: image decode -> detector -> backbone + RoI features ->
    transformer -> exactly 20 greedy decoding steps. Teacher = `demo-teacher` (4L/256H) reading
@@ -13,7 +13,8 @@ Weights: the models are trained for 1 step and the detector for 2 (untrained for
 change the compute), and the backbones are randomly initialised (timing only). Images: make-demo-data scenes.
 
 Usage:  python bench/latency.py --work /tmp/vlkd-latency [--image-size 448] [--threads 1] [--iters 20] [--two-stage]
-Prints markdown rows (paste into docs/benchmarks.md).
+Prints markdown rows (paste into docs/benchmarks.md,
+"Inference latency, teacher vs student (`bench/latency.py`, `vlkd benchmark-latency`)").
 """
 
 from __future__ import annotations

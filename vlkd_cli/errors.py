@@ -1,7 +1,7 @@
 """The only exceptions the CLI turns into one-line messages, each with its exit code.
 
-Exit codes (DESIGN.md): 1 the run failed; 2 usage error (bad flag, a path that does not exist);
-3 an input exists but is invalid or incompatible.
+Exit codes (docs/reliability.md, "The contract"): 1 the run failed; 2 usage error (bad flag, a path that does not
+exist); 3 an input exists but is invalid or incompatible.
 """
 
 from __future__ import annotations

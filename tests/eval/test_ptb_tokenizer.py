@@ -52,7 +52,8 @@ def test_golden_corpus_comes_from_the_generator():
     assert not any(ch in t for t in texts for ch in GEN.HAZARDS)
 
 
-# Expected outputs checked with the jar (OpenJDK 17); the cases of metrics.md section 1.3 and a few more.
+# Expected outputs checked with the jar (OpenJDK 17): the quirks of docs/evaluation.md, "Captioning (`eval-caption`)",
+# and many more cases of the official tokenizer's behaviour.
 # (caption, pycocoevalcap's result)
 TABLE = [
     # brackets survive as lower-cased escapes (the filter's entries are upper case)

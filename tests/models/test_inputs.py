@@ -22,7 +22,8 @@ def test_layout_shapes_and_segments() -> None:
 
 
 def test_tags_start_at_the_same_position_whatever_the_caption_length() -> None:
-    """Pitfall A1: the caption is padded before the tags, so tag and region positions never move."""
+    """Pitfall A1 (docs/methods.md, "Pitfalls"): the caption is padded before the tags, so tag and region positions
+    never move."""
     tok = toy.tokenizer()
     batch = toy.batch(texts=["a cube", "two green cylinders on a table"], tags=[["sphere"], ["sphere"]])
     sphere = tok.convert_tokens_to_ids("sphere")

@@ -54,7 +54,8 @@ def test_attention_maps_are_distributions_over_allowed_keys(mask_type: str) -> N
 
 
 def test_attention_maps_are_pre_dropout_equal_in_train_and_eval() -> None:
-    """Pitfall A3: HF returns dropped-out maps in train mode; ours are the softmax before dropout."""
+    """Pitfall A3 (docs/methods.md, "Pitfalls"): HF returns dropped-out maps in train mode; ours are the softmax before
+    dropout."""
     batch = toy.batch(tags=[["cube"], ["table"], []])
     model = _vl(attention_probs_dropout_prob=0.5, hidden_dropout_prob=0.0)  # layer 0's input is dropout-free
     eval_maps = model.eval()(batch, output_attentions=True).attentions

@@ -1,4 +1,4 @@
-"""The reliability suite (issue 7, item 3): each fault of docs/reliability.md, its exit code and what is left on disk.
+"""The reliability suite: each fault of docs/reliability.md ("Faults"), its exit code and what is left on disk.
 
 Helpers shared by the theme files: the one-line-error check of the command contract, header surgery on
 safetensors files, and listings of the temp files a write may leave behind.

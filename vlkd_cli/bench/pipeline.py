@@ -1,6 +1,6 @@
 """One end-to-end inference of a VL model on image files, stage by stage, as `vlkd benchmark-latency` times it.
 
-Stages (every one charged with its own wall clock, see `latency_timing`):
+Stages (every one charged with its own wall clock, see `vlkd_cli.bench.timing`):
 
 - `decode`: read and decode the files (EXIF orientation applied), resize to the longest side, pad and stack into a
   uint8 batch on the device (`data.images.load_image` + `data.batching.collate`, what extract-regions runs);
@@ -45,7 +45,7 @@ QUESTION = "what color is the shape on the left of the picture?"  # the VQA inpu
 class Proposals:
     """Where the boxes come from: vlkd's detector (timed), a COCO results file or a fixed grid (both untimed)."""
 
-    detector: object | None = None  # stages.detector_proposals.DetectorProposals
+    detector: object | None = None  # vision.proposals.DetectorProposals
     results: dict[int, Detections] | None = None
     skipped: str | None = None  # why the detector stage does not run
 

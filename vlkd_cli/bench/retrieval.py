@@ -1,8 +1,8 @@
 """Retrieval mode of `vlkd benchmark-latency`: the time to rank a gallery of N images × M texts.
 
 The gallery's region features are extracted once, untimed (every method needs them and they are computed the same
-way, see `latency_pipeline`); what is timed is the ranking, with the functions `eval-retrieval` runs
-(`stages/eval_retrieval.py`):
+way, see `vlkd_cli.bench.pipeline`); what is timed is the ranking, with the functions `eval-retrieval` runs
+(`vlkd_cli.tasks.ranking`, called by `stages/eval_retrieval.py`):
 
 - cross-encoder (ITM head, arch cross): `score_pairs` = all N·M pairs through the model (`cross_scores`), `rank` =
   ranks and recall of the (N, M) matrix (`rank_matrix`). With `--max-pairs P` < N·M only about P pairs (whole text

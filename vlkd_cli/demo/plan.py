@@ -54,7 +54,7 @@ CAPTION_STUDENTS = {
 }
 KD_LOSSES = ["--loss", "task=1", "--loss", "attention_mse=10", "--loss", "token_nce=0.5", "--loss", "logit_kd=1"]
 # The DCD student keeps the no-DCD student's in-batch contrastive loss (the DCD loss alone does not train a dual
-# encoder: docs/methods.md).
+# encoder: docs/methods.md, "DCD training in vlkd").
 DCD_LOSSES = ["--loss", "dcd=1", "--loss", "task=1"]
 
 
@@ -197,7 +197,7 @@ def _retrieval(plan: Plan, data: Path) -> None:
     stage with its in-batch contrastive loss, then a second stage of as many steps from that model, with the same
     loss (no DCD) or with the same loss + the DCD loss (Rao et al.). The released DCD code starts its student
     from the teacher's layers; a dual student trained with the DCD loss from scratch collapses (see
-    docs/methods.md), so DCD starts from the first stage."""
+    docs/methods.md, "DCD training in vlkd"), so DCD starts from the first stage."""
     r, s = plan.root, plan.sizes
     plan.add("retrieval teacher: the caption teacher fine-tuned as a cross-encoder (each image ranks its caption "
              f"against {s.retrieval_negatives} others)", r / "teacher-itm", "finetune", "--task", "retrieval",

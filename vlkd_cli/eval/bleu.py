@@ -2,7 +2,7 @@
 
 Reproduces `pycocoevalcap/bleu/bleu.py` + `bleu_scorer.py` (D. Chiang's scorer as modified by H. Fang and T.-Y. Lin;
 salaniz/pycocoevalcap@ad63453 = tylin/coco-caption@3a9afb2) with the `closest` reference length that
-`Bleu.compute_score` uses (see /work/shared/reference/metrics.md section 1.4):
+`Bleu.compute_score` uses (see docs/evaluation.md, "Captioning (`eval-caption`)"):
 
 * tokens = `str.split()` of the tokenized caption; n-grams of order 1..n;
 * per image: clipped matches correct_k = sum_g min(count_hyp(g), max over refs count_ref(g)),

@@ -1,7 +1,7 @@
 """COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE) as pycocoevalcap 1.2's `COCOEvalCap`.
 
 Reproduces the pipeline of `pycocoevalcap/eval.py` (salaniz/pycocoevalcap@ad63453 = tylin/coco-caption@3a9afb2;
-see /work/shared/reference/metrics.md section 1.2) with the image set of the official demo (the ids that have a
+see docs/evaluation.md, "Captioning (`eval-caption`)") with the image set of the official demo (the ids that have a
 result): raw captions in; references and candidates PTB-tokenized separately; then the scorers on the tokenized
 strings; corpus scores as fractions; per-image scores keyed by image id.
 
@@ -54,8 +54,9 @@ _OFFICIAL_METEOR_TIMEOUT = 1800.0
 
 @dataclass
 class CaptionScores(Mapping[str, "float | None"]):
-    """Scores of a caption evaluation; as a mapping it is `metrics` (the dict DESIGN.md's public API promises:
-    `caption_scores(gts, res)["CIDEr"]`, `dict(caption_scores(gts, res))`).
+    """Scores of a caption evaluation; as a mapping it is `metrics` (the dict the public library API promises,
+    docs/architecture.md "The public library API": `caption_scores(gts, res)["CIDEr"]`,
+    `dict(caption_scores(gts, res))`).
 
     Attributes:
         metrics: The official keys Bleu_1..Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE -> corpus score (fractions, CIDEr on

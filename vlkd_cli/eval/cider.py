@@ -6,12 +6,13 @@ strings split on whitespace like the official `str.split()`). pycocoevalcap runs
 module the same tokens and the numbers agree to the last few bits (differences of a few ulp come only from the order
 in which the squared weights and the clipped products are summed).
 
-Rules (see /work/shared/reference/metrics.md section 1.7): n-grams of order 1..4; document frequency df(g) = number
+Rules (those of `cider_scorer.py`): n-grams of order 1..4; document frequency df(g) = number
 of evaluated images whose reference set contains g; weight of g in a sentence tf(g) * (ln N - ln max(1, df(g))) with
 N the number of evaluated images; per order, the similarity of the hypothesis to one reference is
 sum_g min(w_hyp, w_ref) * w_ref / (|w_hyp| |w_ref|) times exp(-delta^2 / (2 sigma^2)), delta the difference of their
 bigram counts; image score = 10 * mean over orders of the mean over references; corpus score = mean of the image
-scores. The score depends on the set of evaluated images (df and N); one image scores 0.
+scores. The score depends on the set of evaluated images (df and N); one image scores 0 (see docs/evaluation.md,
+"Captioning (`eval-caption`)").
 
 Implementation: every n-gram of the corpus is interned to an integer id (`ngram_table`), so df, tf-idf weights,
 norms and the clipped dot products are numpy array operations (`CaptionNGrams` is shared with `bleu.py`).

@@ -2,7 +2,7 @@
 
 Drives `pycocoevalcap/meteor/meteor-1.5.jar` exactly as `pycocoevalcap/meteor/meteor.py` (X. Chen; salaniz/
 pycocoevalcap@ad63453) does — same command, same working directory, same line protocol — so the numbers are the
-official ones (see /work/shared/reference/metrics.md section 1.5):
+official ones (docs/evaluation.md, "Captioning (`eval-caption`)", METEOR):
 
     java -jar -Xmx2G meteor-1.5.jar - - -stdio -l en -norm
 

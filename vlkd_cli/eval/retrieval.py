@@ -1,5 +1,6 @@
 """Image-text retrieval recall, the standard protocol (VSE++ `evaluation.py:i2t/t2i`, ALBEF/BLIP `itm_eval`,
-ViLT `compute_irtr_recall`; see reference/metrics.md §3). Our own code; the facts it reproduces:
+ViLT `compute_irtr_recall`; see docs/evaluation.md, "Retrieval (`eval-retrieval`)"). Our own code; the facts it
+reproduces:
 
 - image→text (i2t, "text retrieval"): an image scores a hit at K if ANY of its captions ranks in the top K of all
   texts (the rank of its best-ranked caption; captions per image may differ, e.g. COCO's 6-7);

@@ -1,7 +1,7 @@
 """ROUGE-L of the COCO caption evaluation, equal to pycocoevalcap 1.2's `Rouge().compute_score`.
 
 Reproduces `pycocoevalcap/rouge/rouge.py` (R. Vedantam; salaniz/pycocoevalcap@ad63453 = tylin/coco-caption@3a9afb2),
-see /work/shared/reference/metrics.md section 1.6:
+see docs/evaluation.md, "Captioning (`eval-caption`)":
 
 * tokens = `caption.split(" ")` (single spaces: an empty caption is one empty token, double spaces give empty
   tokens) — the official quirk, kept;

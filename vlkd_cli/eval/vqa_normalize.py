@@ -7,7 +7,7 @@ Reproduces `PythonEvaluationTools/vqaEvaluation/vqaEval.py` of GT-Vision-Lab/VQA
   every GT answer have `\\n` and `\\t` replaced by spaces and are stripped; then, **only if the GT strings are not
   all identical**, the prediction and every GT answer go through the punctuation step then the digit/article
   step. When the 10 GT answers agree nothing else is normalised ("Yes" or "yes!" score 0 against ten "yes"),
-  deliberately so (VQA issue #14: protects OCR-style answers).
+  deliberately so (GT-Vision-Lab/VQA issue #14: protects OCR-style answers).
 * version "2016" = commit 458a8b2 (2016-10-08 .. 2021-03-10; copied by salesforce/LAVIS): the prediction is always
   cleaned, stripped, and put through both steps; the GT answers are neither cleaned nor stripped, and get the
   punctuation step only (no digit/article step), only if they are not all identical. So a GT "two" or "a dog"

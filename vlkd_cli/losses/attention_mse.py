@@ -8,8 +8,9 @@ arXiv 2104.02096: "mean square error loss to mimic the attention distribution in
 A are post-softmax, pre-dropout attention probabilities (B, H, N, N) [query i, key j]; V_b the valid query rows of
 sample b; S the distilled student layers and m the layer map (`layer_map.py`). Each row is a distribution, so the
 squared differences are summed over keys (a per-row squared L2 distance) and averaged over heads and valid rows.
-The paper's exact reduction is unknown (methods.md §1.5); with this one the pilot measured ~0.1–0.3 at the start
-(an element-wise mean would be ~N times smaller, pitfall A5) and weight 10 worked.
+The paper's exact reduction is unknown (docs/methods.md, "DistillVLM losses"); with this one the pilot
+(docs/methods.md, "The pilot") measured ~0.1–0.3 at the start (an element-wise mean would be ~N times smaller,
+pitfall A5 in docs/methods.md, "Pitfalls") and weight 10 worked.
 
 Padded query rows (pitfall A2) softmax to garbage: they neither count in the mean nor receive gradient, and their
 values (even inf/NaN) do not change the loss. Masked key columns are ≈ 0 in both maps and need no mask. The loss is

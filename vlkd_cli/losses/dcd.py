@@ -1,7 +1,8 @@
 """Dynamic contrastive distillation (DCD) for image-text retrieval with teacher-mined hard negatives.
 
 Reference: Rao et al., "Dynamic Contrastive Distillation for Image-Text Retrieval", IEEE TMM 2023, arXiv 2207.01426;
-formulas from the released code raojay7/DCD:meter/modules/KD_loss.py `distillation_loss` (methods.md §2.4).
+formulas from the released code raojay7/DCD:meter/modules/KD_loss.py `distillation_loss` (docs/methods.md,
+"DCD (image-text retrieval)").
 
 Inputs: student scores s and teacher scores t, both (B, K): row b is one image, column 0 its positive caption and
 columns 1..K−1 the teacher-chosen hard negatives, the teacher's columns aligned with the student's. T = temperature.
@@ -13,6 +14,8 @@ columns 1..K−1 the teacher-chosen hard negatives, the teacher's columns aligne
     L_kd  = T² · Σ_b w_b · mean_j ((t_bj − s_bj) / T)²
     L_hard = Σ_b e_b · mean_j BCEWithLogits(s_bj, y_j),   y = [1, 0, …, 0]   (per-candidate BCE, pitfall D4)
     L     = α · L_kd + (1 − α) · L_hard                 α = 0.2, T = 1 as released
+
+The pitfall codes D1–D4 here are those of docs/methods.md, "Pitfalls".
 
 e_b and w_b are normalised over the batch given (the per-process micro-batch under DDP / gradient accumulation), so
 the loss depends on the micro-batch size (pitfall D3): record it. Teacher scores are detached.
@@ -96,7 +99,7 @@ class DCDLoss(nn.Module):
     Args:
         alpha: α, the KD share (default 0.2, as released).
         temperature: T (default 1, as released).
-        reproduce_released: The released code's behaviour (scalar-MSE KD term, D2); see `dcd.py`.
+        reproduce_released: The released code's behaviour (scalar-MSE KD term, D2); see the module docstring.
     """
 
     def __init__(self, *, alpha: float = 0.2, temperature: float = 1.0, reproduce_released: bool = False) -> None:

@@ -1,15 +1,16 @@
 """Which student layer learns from which teacher layer (`--layers all|last|i,j,...`).
 
 DistillVLM (Fang et al., ICCV 2021, arXiv 2104.02096) distils 12 into 12 layers, so its natural map is 1:1; whether
-it uses all layers or only the last is not known (methods.md §1.4). When depths differ we use the uniform map
+it uses all layers or only the last is not known (docs/methods.md, "Choices where the paper is silent"). When
+depths differ we use the uniform map
 
     student layer l  <->  teacher layer round((l + 1) · T / S) − 1        (0-based, S student / T teacher layers)
 
 rounded half up, so the last student layer always maps to the last teacher layer and equal depths map 1:1. For
 2 → 4 layers this is l ↔ 2l + 1 (0 ↔ 1, 1 ↔ 3), the map that beat last-layer-only by ~3 points in the pilot
-(methods.md §6).
+(docs/methods.md, "The pilot").
 
-Indexing pitfall (methods.md A6). The two per-layer outputs of a transformer are indexed differently:
+Indexing pitfall A6 (docs/methods.md, "Pitfalls"). The two per-layer outputs of a transformer are indexed differently:
 
 - attention maps: L tensors (B, H, N, N); entry l is layer l's attention (0-based);
 - hidden states (HF convention, also `vlkd_cli.models.outputs.VLOutput`): L + 1 tensors (B, N, D); entry 0 is the

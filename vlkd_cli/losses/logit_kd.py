@@ -2,7 +2,8 @@
 
 References: Hinton et al., "Distilling the Knowledge in a Neural Network", arXiv 1503.02531 (softened softmax, the
 T² factor keeps gradient magnitudes comparable across temperatures). DistillVLM (Fang et al., ICCV 2021, arXiv
-2104.02096) also distils the teacher's predictions at fine-tuning (methods.md §1.7; temperature and weights unknown).
+2104.02096) also distils the teacher's predictions at fine-tuning (temperature and weights unknown; docs/methods.md,
+"DistillVLM losses").
 
 Softmax heads (mutually exclusive classes: caption-token logits (M, V), any single-label classifier):
 
@@ -14,14 +15,14 @@ Sigmoid heads (independent binary labels: the VQA head, multi-label BCE over sof
 
 Which one for VQA: `binary_logit_kd`. vlkd's VQA head is trained with BCE over independent per-answer sigmoids
 (`vlkd_cli.models.vqa_head.vqa_loss`, as Oscar/VinVL), so its logits are not the logits of one softmax
-distribution; a softmax KL over them would impose a mutual exclusivity the teacher never learned (the paper's
-summary notes the VQA gain is limited "because answers are largely mutually exclusive"). `vqa_loss` sums over
-answers and averages over the batch; pass `reduction="sum"` for that same scale (the default "mean" over every entry
-is A times smaller). Note that BCE against soft targets is not 0 at a perfect match: its minimum is the teacher's
-binary entropy (a constant; the gradients equal those of the Bernoulli KL).
+distribution; a softmax KL over them would impose a mutual exclusivity the teacher never learned (a secondary
+summary of the paper notes the VQA gain is limited "because answers are largely mutually exclusive"). `vqa_loss`
+sums over answers and averages over the batch; pass `reduction="sum"` for that same scale (the default "mean" over
+every entry is A times smaller). Note that BCE against soft targets is not 0 at a perfect match: its minimum is the
+teacher's binary entropy (a constant; the gradients equal those of the Bernoulli KL).
 
-The pilot (methods.md §6) found logit KD at T = 2 dominated the loss early and helped nothing: log its magnitude and
-weight it accordingly. Default T = 1. Teacher logits are detached; computed in fp32.
+The pilot (docs/methods.md, "The pilot") found logit KD at T = 2 dominated the loss early and helped nothing: log
+its magnitude and weight it accordingly. Default T = 1. Teacher logits are detached; computed in fp32.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """A FIFO ring buffer of teacher keys: the negatives of token-wise NCE.
 
 Reference: DistillVLM (Fang et al., ICCV 2021, arXiv 2104.02096) contrasts student tokens against "negative
-representations stored in a sample queue"; a queue of 4,096 was best (methods.md §1.6). The queue style follows
-MoCo (He et al., CVPR 2020, arXiv 1911.05722): registered buffers and an explicit update under `no_grad`.
+representations stored in a sample queue"; a queue of 4,096 was best (docs/methods.md,
+"Choices where the paper is silent"). The queue style follows MoCo (He et al., CVPR 2020, arXiv 1911.05722):
+registered buffers and an explicit update under `no_grad`.
 
 State (all registered buffers, so model state dicts, checkpoints and exact resume carry it):
     queue  (K, D) keys, rows [0, filled) valid
     ptr    () long, the next row to write
     filled () long, how many rows hold real keys (≤ K)
 
-Rules (methods.md pitfall A8):
+Rules (pitfall A8, docs/methods.md "Pitfalls"):
 - only detached TEACHER keys are pushed, never student vectors;
 - `negatives()` returns only the filled rows: the zero-initialised rows never act as negatives, so a young queue
   simply has fewer negatives;

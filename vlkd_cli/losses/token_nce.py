@@ -10,15 +10,17 @@ s_i = normalize(P h^S_i) is the projected student token (P: a learned Linear(Ds,
 teacher token at the same position of the same sample (the positive), q_k = normalize(queue_k) the K stored teacher
 keys (negatives). Shapes: student_tokens (B, N, Ds), teacher_tokens (B, N, Dt), token_mask (B, N) bool, queue (K, Dt).
 
-Not known from the paper (methods.md §1.6, [NF]): τ (default 0.07 from MoCo, He et al. 2020 — a value to sweep),
-projection heads, and how the queue is filled. Choices here (pitfalls A7–A9):
+Not known from the paper (docs/methods.md, "Choices where the paper is silent"): τ (default 0.07 from MoCo, He et
+al. 2020 — a value to sweep), projection heads, and how the queue is filled. Choices here (pitfalls A7–A9,
+docs/methods.md "Pitfalls"):
 - all three sides are L2-normalised at loss time (A7), in fp32;
 - the queue stores RAW teacher states (the teacher is frozen, so keys never go stale; A8) and no student vectors;
 - only tokens of `token_mask` are used — the caller excludes padding and special tokens;
 - in-batch tokens are not negatives (A9: same image, same words);
-- optional random sub-sampling of at most `max_tokens` tokens per step: in the pilot (methods.md §6) NCE over all
-  tokens with K = 4,096 made a step ~3x a plain one, 256 tokens brought it to 1.2–1.4x. The same tokens are then
-  enqueued. The pilot's NCE plateaued high (near-duplicate false negatives such as [CLS]); keep its weight ≤ 1.
+- optional random sub-sampling of at most `max_tokens` tokens per step: in the pilot (docs/methods.md, "The pilot")
+  NCE over all tokens with K = 4,096 made a step ~3x a plain one, 256 tokens brought it to 1.2–1.4x. The same
+  tokens are then enqueued. The pilot's NCE plateaued high (near-duplicate false negatives such as [CLS]); keep its
+  weight ≤ 1.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Vision-language transformers: the shared input layout, the single-stream VL transformer, task heads, decoding,
-the dual encoder, presets and tokenizers. See DESIGN.md "Models"."""
+the dual encoder, presets and tokenizers. See docs/architecture.md, "The layers" (`models/`), and docs/methods.md,
+"The shared input"."""
 
 from vlkd_cli.models.attention import ATTENTION_IMPLEMENTATION, additive_mask, run_layers, vlkd_attention_forward
 from vlkd_cli.models.caption_head import caption_loss, next_token_targets

@@ -4,7 +4,7 @@ HF's eager attention returns `dropout(softmax(QK^T/sqrt(d) + M))`: in train mode
 1/(1-p) rescaled values. We register an attention function `vlkd_eager` (same math as
 `modeling_bert.eager_attention_forward`) whose returned weights are the softmax *before* dropout, and which appends
 them to a list handed down through the layers' `**kwargs` (`vlkd_attention_sink`). Dropout still applies to the
-product with the values, so training is unchanged.
+product with the values, so training is unchanged. (Pitfall A3 of docs/methods.md, "Pitfalls".)
 
 The additive mask uses the dtype's minimum (not -10000), so masked keys get exactly zero probability.
 """

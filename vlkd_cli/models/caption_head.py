@@ -8,9 +8,9 @@ hidden state at caption position t can predict token t + 1: every caption token 
 This differs from Oscar's objective, which replaces 15% of the caption tokens by [MASK] and predicts them (the
 decoder then appends a [MASK] and predicts it). We chose the shifted objective because it trains on every token of
 every caption (denser signal for small demo data), has no [MASK] train/test mismatch, and gives teacher and student
-the same unmasked input, so attention/hidden-state distillation (pitfall A4) and logit KD see identical sequences
-with no random masking to share. The `TiedLMHead` is the same module as the MLM head, so a pre-trained model's LM
-head initialises the caption head.
+the same unmasked input, so attention/hidden-state distillation (pitfall A4, docs/methods.md "Pitfalls") and logit
+KD see identical sequences with no random masking to share. The `TiedLMHead` is the same module as the MLM head, so
+a pre-trained model's LM head initialises the caption head.
 """
 
 from __future__ import annotations

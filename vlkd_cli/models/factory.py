@@ -137,7 +137,8 @@ def create_vl_model(
         region_feature_dim: D of the region features (without the 6 geometry values).
         num_answers: VQA answer count (or give `answers`).
         answers: VQA answer vocabulary, stored in the config (index -> answer).
-        max_text_len, max_tag_len, max_regions: The shared sequence layout (see `inputs.py`); Oscar uses 40/30/50.
+        max_text_len, max_tag_len, max_regions: The shared sequence layout (see `vlkd_cli.structures.vl_batch`);
+            Oscar uses 40/30/50.
         label_smoothing: Caption cross-entropy smoothing (Oscar: 0.1).
         mlm_probability: Pre-training mask rate.
         itm_negatives: Retrieval cross-encoder objective: 0 = Oscar's binary ITM (one negative per pair); K > 0 =

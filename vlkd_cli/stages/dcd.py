@@ -1,14 +1,16 @@
 """`vlkd distill --task retrieval --method dcd`: Dynamic Contrastive Distillation (Rao et al., IEEE TMM 2023).
 
 A frozen cross-encoder teacher (ITM head) scores a pool of captions per image, the hardest negatives go to the
-student with the teacher's scores, and samples are weighted by the teacher's uncertainty (see `dcd_module.py`
+student with the teacher's scores, and samples are weighted by the teacher's uncertainty (see `vlkd_cli.tasks.dcd`
 and `vlkd_cli.losses.dcd`). The student is a smaller cross-encoder (`--arch cross`) or a dual encoder
 (`--arch dual`), both reading the student features of `--regions`; the teacher reads teacher features, of the same
 regions or of its own (`--teacher-regions`: DCD pairs whole images and captions, so no token alignment — and no
-teacher adaptation — is needed). Negatives are captions of other images only (pitfall D10).
+teacher adaptation — is needed). Negatives are captions of other images only (pitfall D10, docs/methods.md
+"Pitfalls").
 
 A dual student should start from a contrastively trained dual model (`--student DIR`) and keep its own loss
-(`--loss dcd=1 --loss task=1`): from random weights the DCD loss collapses it (measured; docs/methods.md).
+(`--loss dcd=1 --loss task=1`): from random weights the DCD loss collapses it (measured; docs/methods.md,
+"DCD training in vlkd").
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""`vlkd demo`: run the whole pipeline on generated data (see `demo_plan.py`) and summarise it.
+"""`vlkd demo`: run the whole pipeline on generated data (see `vlkd_cli.demo.plan`) and summarise it.
 
 Each step is a vlkd command run in its own process (its output goes to `DIR/logs/NN-name.log`, and a
 `NN-name.done` marker is written when it succeeds); a step with its marker and output is skipped, so an
 interrupted demo continues where it stopped (an interrupted training step starts over with `--overwrite`). At the end
-`DIR/summary.json` = {"rows": [...], "config": {...}} holds one row per model (see `demo_summary.py`).
+`DIR/summary.json` = {"rows": [...], "config": {...}} holds one row per model (see `vlkd_cli.demo.summary`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ The pooler of the HF model (vlkd encoders have none) holds the ITM head's pooler
 same dense + tanh on [CLS]; likewise an imported Oscar VQA head's pooler), else zeros, so `from_pretrained`
 initialises nothing at random.
 
-`--to torchscript|onnx` traces the inference graph of the task (`export_graph.py`).
+`--to torchscript|onnx` traces the inference graph of the task (`vlkd_cli.export.graph`).
 
 Distillation-only parts (the token-NCE projection and queue, anything of the teacher) and training state
 (optimizer, RNG) are never exported; every such tensor found in the weights or in the run's checkpoints is listed

@@ -1,6 +1,7 @@
 """The one sequence layout shared by teacher and student, and its 2-D attention masks.
 
-Layout (Oscar's; pitfall A1: token i means the same thing in both models, whatever the caption length)::
+Layout (Oscar's; pitfall A1 of docs/methods.md, "Pitfalls": token i means the same thing in both models, whatever
+the caption length)::
 
     [CLS] caption [SEP] <pad to max_text_len> | tags [SEP] <pad to max_tag_len> | regions <pad to max_regions>
     '----------- caption segment ------------' '-------- tag segment ---------' '------ region segment ------'

@@ -67,7 +67,8 @@ class DistillModule(nn.Module):
 
     def train(self, mode: bool = True) -> DistillModule:
         super().train(mode)
-        self.teacher.eval()  # always: deterministic teacher, no dropout in its maps (pitfall A3)
+        # always: deterministic teacher, no dropout in its maps (pitfall A3, docs/methods.md "Pitfalls")
+        self.teacher.eval()
         return self
 
     def forward(self, batch: DistillBatch) -> dict[str, Tensor]:

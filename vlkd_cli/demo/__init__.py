@@ -1,1 +1,1 @@
-
+"""`vlkd demo`: the plan of commands it runs and the summary tables it prints."""

@@ -1,1 +1,1 @@
-
+"""`vlkd export`: the export source, the Hugging Face directory, traced graphs and the generated README."""

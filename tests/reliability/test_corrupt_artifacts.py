@@ -231,3 +231,57 @@ def test_artifacts_of_a_newer_schema_say_upgrade(caption_model, demo_data, demo_
     assert_refused(invoke(args), 3, str(victim), "upgrade vlkd")
     if kind != "checkpoint":
         assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def nan_models(demo_data, demo_regions, tmp_path_factory) -> dict[str, Path]:
+    """Tiny models for every reader of regions: captioning on each side, VQA, a retrieval cross-encoder teacher."""
+    from tests.conftest import train_tiny
+
+    root = tmp_path_factory.mktemp("nan-models")
+    return {
+        "caption": train_tiny(demo_data, demo_regions, root / "caption", "caption"),
+        "teacher": train_tiny(demo_data, demo_regions, root / "teacher", "caption", "--features", "teacher"),
+        "vqa": train_tiny(demo_data, demo_regions, root / "vqa", "vqa"),
+        "itm": train_tiny(demo_data, demo_regions, root / "itm", "retrieval", "--features", "teacher"),
+    }
+
+
+def _last_image(demo_data: Path, split: str) -> int:
+    images = json.loads((demo_data / "karpathy.json").read_text())["images"]
+    return [i["cocoid"] for i in images if i["split"] in ({"train", "restval"} if split == "train" else {split})][-1]
+
+
+READERS = {  # reader -> (split of the corrupted image, side, arguments after --regions R)
+    "finetune": ("train", "student", lambda d, m: ["finetune", "--task", "caption", "--model", "tiny",
+                                                   "--annotations", d / "karpathy.json", "--split", "train"]),
+    "adapt-teacher": ("train", "teacher", lambda d, m: ["adapt-teacher", "--teacher", m["teacher"], "--task",
+                                                        "caption", "--annotations", d / "karpathy.json", "--split",
+                                                        "train"]),
+    "distill": ("train", "student", lambda d, m: ["distill", "--teacher", m["teacher"], "--student", "tiny", "--task",
+                                                  "caption", "--annotations", d / "karpathy.json", "--split", "train"]),
+    "dcd": ("train", "teacher", lambda d, m: ["distill", "--method", "dcd", "--teacher", m["itm"], "--student", "tiny",
+                                              "--task", "retrieval", "--arch", "dual", "--loss", "dcd=1",
+                                              "--loss", "task=1", "--annotations", d / "karpathy.json",
+                                              "--split", "train", "--dcd-pool", 4, "--dcd-k", 2]),
+    "eval-caption": ("test", "student", lambda d, m: ["eval-caption", "--model", m["caption"], "--annotations",
+                                                      d / "karpathy.json", "--split", "test", "--no-meteor"]),
+    "eval-vqa": ("val", "student", lambda d, m: ["eval-vqa", "--model", m["vqa"], "--questions", d / "questions.json",
+                                                 "--annotations", d / "annotations.json"]),
+    "eval-retrieval": ("test", "teacher", lambda d, m: ["eval-retrieval", "--model", m["itm"], "--annotations",
+                                                        d / "karpathy.json", "--split", "test"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_nan_anywhere_in_the_features_a_run_reads_is_exit_3(reader, nan_models, demo_data, demo_regions, tmp_path):
+    """Every reader of regions scans the feature rows it will read before it starts: a NaN in the last image of the
+    split stops it (exit 3, file and image id), although one training step would never draw that image."""
+    split, side, args = READERS[reader]
+    image = _last_image(demo_data, split)
+    regions = _regions_with(demo_regions, tmp_path / "nan.safetensors", f"{side}_features", image, np.nan)
+    out = tmp_path / "out"
+    extra = ["--max-steps", 1, "--batch-size", 2] if reader in ("finetune", "adapt-teacher", "distill", "dcd") else []
+    result = invoke([*args(demo_data, nan_models), "--regions", regions, *extra, "--device", "cpu", "--out", out])
+    assert_refused(result, 3, str(regions), f"non-finite values in {side}_features of image {image}")
+    assert not out.exists()

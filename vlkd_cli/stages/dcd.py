@@ -33,7 +33,7 @@ from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.training_configs import DistillConfig
 from vlkd_cli.tasks import validation
 from vlkd_cli.tasks.dcd import DCDModule, DCDTask
-from vlkd_cli.tasks.student import build_student, distill_lineage
+from vlkd_cli.tasks.student import build_student, check_distillation_features, distill_lineage
 from vlkd_cli.train.loop import prepare_out_dir, train
 
 
@@ -73,6 +73,7 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
                          cfg.data.annotations)  # fmt: skip
     teacher = model_from_config(teacher_config)
     teacher.load_state_dict(teacher_weights)
+    check_distillation_features(data, regions, teacher_regions)
     prepare_out_dir(cfg.out, cfg.train)
     student, tokenizer = build_student(cfg, teacher_config, load_tokenizer(cfg.teacher), regions)
     module = DCDModule(student, teacher.to(device), weights=cfg.losses, k=cfg.dcd_k, alpha=cfg.dcd_alpha,

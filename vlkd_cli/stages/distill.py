@@ -29,7 +29,7 @@ from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.training_configs import DistillConfig
 from vlkd_cli.tasks import validation
 from vlkd_cli.tasks.distillvlm import DistillModule, DistillTask
-from vlkd_cli.tasks.student import build_student, distill_lineage
+from vlkd_cli.tasks.student import build_student, check_distillation_features, distill_lineage
 from vlkd_cli.train.loop import prepare_out_dir, train
 
 
@@ -74,6 +74,7 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
     if cfg.task == "vqa" and data.answers != teacher_config.get("answers"):
         raise InputError("the answer vocabulary of these annotations differs from the teacher's", cfg.teacher)
+    check_distillation_features(data, regions, teacher_regions)
     prepare_out_dir(cfg.out, cfg.train)
     student, tokenizer = build_student(cfg, teacher_config, teacher_tokenizer, regions)
     pairs = map_layers(student.vl.num_layers, teacher.vl.num_layers, cfg.layers)

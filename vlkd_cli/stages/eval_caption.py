@@ -104,6 +104,7 @@ def _model_captions(cfg: EvalCaptionConfig, refs: References | None) -> tuple[di
     else:
         image_ids = sorted(refs.captions)
         check_coverage(regions, image_ids, f"{cfg.annotations} ({refs.split or 'all images'})")
+    regions.check_finite(loaded.side, (regions.index_of(i) for i in image_ids))
     inputs = [loaded.record] + [input_record(p, "regions") for p in regions.paths]
     return generate_captions(loaded, image_ids, regions, cfg), inputs
 

@@ -92,6 +92,7 @@ def _model_result(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, lis
     device = resolve_device(cfg.device)
     loaded = load_inference_model(cfg.model, regions, tasks=("retrieval",), device=device)
     gallery = load_gallery(cfg.annotations, cfg.split, regions)
+    regions.check_finite(loaded.side, gallery.image_indices)
     check_folds(len(gallery.image_ids), cfg.folds, cfg.annotations)
     inputs = [loaded.record, *(input_record(p, "regions") for p in regions.paths),
               input_record(cfg.annotations, "annotations")]  # fmt: skip
@@ -106,6 +107,7 @@ def _model_result(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, lis
         cross = load_inference_model(cfg.rerank_model, regions, tasks=("retrieval",), device=device)
         if cross.is_dual:
             raise InputError("the re-ranking model must be a cross-encoder (arch cross)", cfg.rerank_model)
+        regions.check_finite(cross.side, gallery.image_indices)
         inputs.append(cross.record)
     parts = [gallery.fold(f, cfg.folds) for f in range(cfg.folds)] if cfg.folds > 1 else [gallery]
     rankings = []

@@ -60,6 +60,7 @@ def answer_questions(loaded: InferenceModel, questions: dict[int, VqaQuestion], 
     if not answers:
         raise InputError("the VQA model has no answer vocabulary in its config.json", loaded.record["path"])
     samples = vqa_samples(regions, questions, None, source=str(regions.path))
+    regions.check_finite(loaded.side, (s.image_index for s in samples))
     qids = sorted(questions)  # vqa_samples orders by question id
     predicted: dict[int, str] = {}
     with progress_bar("answering", len(samples)) as advance, torch.inference_mode():

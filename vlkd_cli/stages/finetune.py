@@ -73,6 +73,7 @@ def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
         teacher_config = check_adaptation_inputs(cfg, regions)
         cfg = replace(cfg, arch=teacher_config.get("arch", "cross"))
     data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
+    regions.check_finite(cfg.features, (s.image_index for s in data.train + data.val))
     prepare_out_dir(cfg.out, cfg.train)  # after every input check: a refused run leaves nothing behind
     model, tokenizer, source = build_model(cfg, regions, data)
     collator = VLCollator(regions, tokenizer, features=cfg.features, batch_kwargs=model.batch_kwargs(),

@@ -40,6 +40,11 @@ class InferenceModel:
     def is_dual(self) -> bool:
         return self.config.get("arch", "cross") == "dual"
 
+    @property
+    def side(self) -> str:
+        """The regions' feature side the model reads: student or teacher."""
+        return self.config.get("features", "student")
+
 
 def check_model_regions(config: dict[str, Any], regions: Regions, path: Path) -> str:
     """The side of the regions the model reads (its `features`); exit 3 if it cannot read them."""

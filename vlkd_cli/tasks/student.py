@@ -12,6 +12,7 @@ from typing import Any
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.model_dir import CONFIG_NAME, load_model_dir
 from vlkd_cli.artifacts.regions import Regions
+from vlkd_cli.data.task_data import TaskData
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.models.factory import create_vl_model, model_from_config
 from vlkd_cli.models.presets import list_presets
@@ -59,3 +60,13 @@ def distill_lineage(cfg, regions: Regions, distillation: dict[str, Any]) -> dict
         "inputs": [input_record(p, "regions") for p in regions.paths]
         + [input_record(cfg.data.annotations, "annotations")],
     }
+
+
+def check_distillation_features(data: TaskData, regions: Regions, teacher_regions: Regions | None) -> None:
+    """Every feature row the run will read is finite: the student's of the training and validation images, the
+    teacher's of the training images (in its own regions for the no-adaptation ablation). Exit 3 otherwise."""
+    regions.check_finite("student", (s.image_index for s in data.train + data.val))
+    if teacher_regions is None:
+        regions.check_finite("teacher", (s.image_index for s in data.train))
+    else:
+        teacher_regions.check_finite("teacher", (teacher_regions.index_of(s.image_id) for s in data.train))

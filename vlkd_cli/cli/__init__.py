@@ -6,6 +6,8 @@ and argument errors answer fast.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from vlkd_cli.cli.benchmark_latency import EPILOG as LATENCY_EPILOG
@@ -14,6 +16,8 @@ from vlkd_cli.cli.demo import EPILOG as DEMO_EPILOG
 from vlkd_cli.cli.demo import demo_cmd
 from vlkd_cli.cli.distill import EPILOG as DISTILL_EPILOG
 from vlkd_cli.cli.distill import distill_cmd
+from vlkd_cli.cli.env import EPILOG as ENV_EPILOG
+from vlkd_cli.cli.env import env_cmd
 from vlkd_cli.cli.eval import (
     CAPTION_EPILOG,
     RETRIEVAL_EPILOG,
@@ -38,12 +42,13 @@ from vlkd_cli.cli.make_demo_data import EPILOG as DEMO_DATA_EPILOG
 from vlkd_cli.cli.make_demo_data import make_demo_data_cmd
 from vlkd_cli.cli.train_detector import EPILOG as DETECTOR_EPILOG
 from vlkd_cli.cli.train_detector import train_detector_cmd
+from vlkd_cli.version import __version__
 
 app = typer.Typer(
     name="vlkd",
     help="Compress vision-language transformers by knowledge distillation (DistillVLM, DCD) and measure what it bought.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -63,6 +68,21 @@ app.command("import-regions", epilog=IMPORT_REGIONS_EPILOG)(import_regions_cmd)
 app.command("export", epilog=EXPORT_EPILOG)(export_cmd)
 app.command("inspect", epilog=INSPECT_EPILOG)(inspect_cmd)
 app.command("demo", epilog=DEMO_EPILOG)(demo_cmd)
+app.command("env", epilog=ENV_EPILOG)(env_cmd)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vlkd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print the version and exit.", callback=_version,
+                                          is_eager=True)] = False,
+) -> None:  # fmt: skip
+    """Compress vision-language transformers by knowledge distillation (DistillVLM, DCD) and measure what it bought."""
 
 
 def main() -> None:

@@ -61,3 +61,14 @@ def test_dcd_computes_every_term_of_the_table() -> None:
     parts = module(DCDBatch(vl, {"image_ids": torch.tensor([0, 0, 1, 1])}, vl, vl, pool_size=2))
     assert {f"{name}_loss" for name in terms("dcd")} <= set(parts)
     assert torch.allclose(parts["loss"], parts["dcd_loss"] + parts["task_loss"])
+
+
+def test_the_no_kd_control_does_not_run_the_teacher(monkeypatch) -> None:
+    student, teacher = toy.model("caption"), toy.model("caption")
+    pairs = map_layers(student.vl.num_layers, teacher.vl.num_layers, "all")
+    weights = {"task": 1.0, "attention_mse": 0.0, "token_nce": 0.0, "logit_kd": 0.0}
+    module = DistillModule(student.eval(), teacher, weights=weights, layer_pairs=pairs)  # eval: no dropout
+    monkeypatch.setattr(teacher, "forward_loss", lambda *a, **k: pytest.fail("the teacher ran"))
+    vl = toy.batch(mask_type="seq2seq")
+    parts = module(DistillBatch(vl, {}, vl))
+    assert torch.equal(parts["loss"], student.forward_loss(*student.prepare(vl, {}))["loss"])

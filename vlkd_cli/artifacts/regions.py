@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,11 @@ from vlkd_cli.artifacts.shards import resolve_shards
 from vlkd_cli.artifacts.writer import TensorBuilder, pending_from_array
 from vlkd_cli.errors import InputError
 
+# Metadata every regions set given together must agree on (and both feature dimensions).
+SET_KEYS = (
+    "vlkd.student_backbone", "vlkd.student_backbone_sha256", "vlkd.teacher_backbone", "vlkd.teacher_backbone_sha256",
+    "vlkd.categories",
+)  # fmt: skip
 # Metadata every shard of one set must agree on.
 SHARED_KEYS = (
     "vlkd.student_backbone", "vlkd.student_backbone_sha256", "vlkd.teacher_backbone", "vlkd.teacher_backbone_sha256",
@@ -184,27 +189,39 @@ def _row_runs(offsets: np.ndarray, images: np.ndarray) -> list[tuple[int, int]]:
 
 
 class Regions:
-    """A `regions` artifact — one file or a complete shard set — read as one, memory-mapped.
+    """One or several `regions` artifacts — each one file or a complete shard set — read as one set of images,
+    memory-mapped.
 
     Index tensors (boxes, offsets, ids...) are loaded and checked at open; features are read per image on demand.
+    Several sets (`--regions train.safetensors --regions val.safetensors`) must share both backbones (names and
+    weights), both feature dimensions and the categories, and hold disjoint images. Their alignment key
+    (`boxes_sha256`) is the key of the one set, or for several sets `multiset_key` of theirs (independent of
+    their order); `key_for(positions)` gives the key of the sets that hold some images, e.g. a run's training
+    images, which is what teacher adaptation records and distillation checks.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._shards = [_Shard(p) for p in resolve_shards(self.path)]
-        self._check_shards_agree()
+    def __init__(self, path: Path | str | Sequence[Path | str]) -> None:
+        paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+        if not paths:
+            raise InputError("no regions artifact given")
+        self.path = paths[0]  # named in messages that concern the whole set
+        self.sources = paths  # the arguments, one per set
+        self._sets = [[_Shard(p) for p in resolve_shards(source)] for source in paths]
+        self._shards = [shard for shards in self._sets for shard in shards]
+        self._set_of = np.repeat(np.arange(len(self._sets)), [sum(len(s.arrays["image_ids"]) for s in shards)
+                                                              for shards in self._sets])  # (I,) set of each image
+        for shards in self._sets:
+            _check_agree(shards, SHARED_KEYS)
+        _check_agree([shards[0] for shards in self._sets], SET_KEYS, dims=True)
         self.metadata = self._shards[0].header.metadata
         self.image_ids = np.concatenate([s.arrays["image_ids"] for s in self._shards])  # (I,)
         self.image_sizes = np.concatenate([s.arrays["image_sizes"] for s in self._shards])  # (I, 2)
-        digests = np.concatenate([s.arrays["box_digests"] for s in self._shards])  # (I, 32)
-        self.boxes_sha256 = self.metadata["vlkd.boxes_sha256"] if len(self._shards) == 1 else boxes_sha256(digests)
+        self.set_keys = [_set_key(shards) for shards in self._sets]
+        self.boxes_sha256 = self.set_keys[0] if len(self._sets) == 1 else multiset_key(self.set_keys)
         self._locate = [(k, i) for k, s in enumerate(self._shards) for i in range(len(s.arrays["image_ids"]))]
         self._index = {int(image_id): n for n, image_id in enumerate(self.image_ids)}
         if len(self._index) != len(self.image_ids):
-            ids, counts = np.unique(self.image_ids, return_counts=True)
-            twice = ids[counts > 1]
-            shown = ", ".join(str(int(i)) for i in twice[:5]) + (", ..." if len(twice) > 5 else "")
-            raise InputError(f"duplicate image ids across the regions (ids {shown})", self.path)
+            self._refuse_duplicates()
         for shard in self._shards:
             _check_values(shard)
 
@@ -232,12 +249,23 @@ class Regions:
     def categories(self) -> list[dict]:
         return json.loads(self.metadata.get("vlkd.categories", "[]"))
 
+    def key_for(self, positions: Iterable[int]) -> str:
+        """The alignment key of the sets that hold the images at `positions` (all sets when none is given)."""
+        used = sorted({int(self._set_of[n]) for n in positions}) or list(range(len(self._sets)))
+        keys = [self.set_keys[k] for k in used]
+        return keys[0] if len(keys) == 1 else multiset_key(keys)
+
+    def sources_of(self, positions: Iterable[int]) -> list[Path]:
+        """The `--regions` arguments whose sets hold the images at `positions`."""
+        return [self.sources[k] for k in sorted({int(self._set_of[n]) for n in positions})]
+
     def index_of(self, image_id: int) -> int:
         """Position of an image id; InputError if absent."""
         try:
             return self._index[int(image_id)]
         except KeyError:
-            raise InputError(f"image id {image_id} has no regions in this artifact", self.path) from None
+            where = "this artifact" if len(self.sources) == 1 else f"these {len(self.sources)} regions artifacts"
+            raise InputError(f"image id {image_id} has no regions in {where}", self.path) from None
 
     def image(self, n: int, *, student: bool = True, teacher: bool = True) -> ImageRegions:
         """The regions of the n-th image (features read from disk only when asked)."""
@@ -270,16 +298,45 @@ class Regions:
             local = np.sort(locate[wanted][locate[wanted][:, 0] == k][:, 1])
             shard.check_finite(f"{side}_features", local)
 
-    def _check_shards_agree(self) -> None:
-        first = self._shards[0].header.metadata
-        for shard in self._shards[1:]:
-            for key in SHARED_KEYS:
-                if shard.header.get(key) != first.get(key):
-                    raise InputError(
-                        f"shard disagrees with {self._shards[0].path.name} on {key}: "
-                        f"{shard.header.get(key)!r} vs {first.get(key)!r}",
-                        shard.path,
-                    )
+    def _refuse_duplicates(self) -> None:
+        ids, counts = np.unique(self.image_ids, return_counts=True)
+        twice = ids[counts > 1]
+        first = np.flatnonzero(self.image_ids == twice[0])  # the positions of the first duplicated id
+        sets = sorted({int(self._set_of[n]) for n in first})
+        if len(sets) > 1:
+            a, b = (self.sources[k] for k in sets[:2])
+            raise InputError(f"image id {int(twice[0])} is in two regions artifacts: {a} and {b}"
+                             + (f" ({len(twice)} such images)" if len(twice) > 1 else ""), a)  # fmt: skip
+        shown = ", ".join(str(int(i)) for i in twice[:5]) + (", ..." if len(twice) > 5 else "")
+        raise InputError(f"duplicate image ids across the regions (ids {shown})", self.sources[sets[0]])
+
+
+def multiset_key(keys: Sequence[str]) -> str:
+    """The alignment key of several regions sets: sha256 over their sorted keys (the order they are given in does
+    not matter; one set's key is its own)."""
+    return hashlib.sha256(("vlkd.regions-set\n" + "\n".join(sorted(keys))).encode()).hexdigest()
+
+
+def _set_key(shards: list[_Shard]) -> str:
+    """One file's `vlkd.boxes_sha256`, or a shard set's key over the digests of all its images (the same as the
+    single file of those images would have)."""
+    if len(shards) == 1:
+        return shards[0].header.metadata["vlkd.boxes_sha256"]
+    return boxes_sha256(np.concatenate([s.arrays["box_digests"] for s in shards]))
+
+
+def _check_agree(shards: list[_Shard], keys: tuple[str, ...], *, dims: bool = False) -> None:
+    """The metadata `keys` (and with `dims`, both feature dimensions) of every shard equal the first's."""
+    first = shards[0]
+    for shard in shards[1:]:
+        for key in keys:
+            if shard.header.get(key) != first.header.get(key):
+                raise InputError(f"disagrees with {first.path} on {key}: {shard.header.get(key)!r} vs "
+                                 f"{first.header.get(key)!r}", shard.path)  # fmt: skip
+        for name in ("student_features", "teacher_features") if dims else ():
+            mine, theirs = shard.header.tensors[name].shape[1], first.header.tensors[name].shape[1]
+            if mine != theirs:
+                raise InputError(f"{name} are {mine}-d, those of {first.path} {theirs}-d", shard.path)
 
 
 def _check_values(shard: _Shard) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vlkd_cli.cli._app import command_errors
-from vlkd_cli.cli._options import DeviceOpt, OutDir
+from vlkd_cli.cli._options import DeviceOpt, OutDir, regions_value
 from vlkd_cli.options import config_from_options
 
 CAPTION_EPILOG = (
@@ -38,8 +38,10 @@ def _opt(kind: Any, help_text: str) -> Any:
 
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", help="A vlkd model directory.", exists=True, file_okay=False)]
-RegionsOpt = _opt(Path | None, "The regions artifact (or shard-set name) to run the model on.")
+RegionsOpt = _opt(list[Path] | None, "The regions artifact (or shard-set name) to run the model on; repeat to read several "
+                  "as one set of images.")
 BatchOpt = _opt(int, "Items per forward pass.")
+SplitFileOpt = _file("A Karpathy split JSON (dataset_coco.json): score only the images of its --split.")
 WROTE = "wrote {out}/metrics.json, predictions.json, scores.safetensors"
 
 
@@ -74,7 +76,8 @@ def eval_caption_cmd(
     model: ModelOpt = None,
     regions: RegionsOpt = None,
     predictions: _file('Any model\'s COCO results file [{"image_id", "caption"}] instead of --model.') = None,
-    split: _opt(str | None, "Karpathy split to score (default for a Karpathy file: test).") = None,
+    split: _opt(str | None, "Karpathy split to score (default for a Karpathy file or --split-file: test).") = None,
+    split_file: SplitFileOpt = None,
     beam_size: _opt(int, "Beam width (1 = greedy).") = 1,
     max_length: _opt(int, "Maximum generated tokens.") = 20,
     batch_size: BatchOpt = 32,
@@ -84,7 +87,7 @@ def eval_caption_cmd(
     device: DeviceOpt = "auto",
 ) -> None:  # fmt: skip
     """Score captions with the COCO metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE), equal to pycocoevalcap."""
-    options = dict(locals())
+    options = {**locals(), "regions": regions_value(regions)}
     from vlkd_cli.stages.eval_caption import EvalCaptionConfig, run
 
     cfg = config_from_options(EvalCaptionConfig, options)
@@ -104,12 +107,14 @@ def eval_vqa_cmd(
     model: ModelOpt = None,
     regions: RegionsOpt = None,
     predictions: _file('Any model\'s results file [{"question_id", "answer"}] covering every question, instead of --model.') = None,
+    split_file: SplitFileOpt = None,
+    split: _opt(str | None, "With --split-file: the Karpathy split whose images' questions are scored (default: test).") = None,
     official_version: _opt(str, "2021 (GitHub HEAD of GT-Vision-Lab/VQA) or 2016 (the earlier version, as vendored by LAVIS).") = "2021",
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
 ) -> None:  # fmt: skip
     """Score VQA answers with the official accuracy (overall, per question type, per answer type, in percent)."""
-    options = dict(locals())
+    options = {**locals(), "regions": regions_value(regions)}
     from vlkd_cli.stages.eval_vqa import EvalVqaConfig, run
 
     cfg = config_from_options(EvalVqaConfig, options)
@@ -139,7 +144,7 @@ def eval_retrieval_cmd(
     device: DeviceOpt = "auto",
 ) -> None:  # fmt: skip
     """Image-text retrieval recall R@1/5/10 both ways (any caption of an image counts for i2t; rank = strictly higher scores)."""
-    options = dict(locals())
+    options = {**locals(), "regions": regions_value(regions)}
     from vlkd_cli.stages.eval_retrieval import EvalRetrievalConfig, run
 
     cfg = config_from_options(EvalRetrievalConfig, options)

@@ -10,7 +10,7 @@ import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
-from vlkd_cli.cli._options import DeviceOpt, OutDir
+from vlkd_cli.cli._options import DeviceOpt, OutDir, RegionsOpt, regions_value
 from vlkd_cli.options import config_from_options
 from vlkd_cli.stages.training_configs import ADAPT_TEACHER_LR
 from vlkd_cli.stages.training_configs import FinetuneConfig as F
@@ -24,7 +24,6 @@ ADAPT_EPILOG = (
     "--annotations demo/karpathy.json --split train --epochs 3 --out teacher-adapted"
 )
 
-Regions = Annotated[Path, typer.Option(help="A regions artifact (or the name of its shard set).")]
 Task = Annotated[str, typer.Option(help="caption, vqa, retrieval or pretrain.")]
 
 
@@ -33,7 +32,7 @@ Task = Annotated[str, typer.Option(help="caption, vqa, retrieval or pretrain.")]
 def finetune_cmd(
     task: Task,
     model: Annotated[str, typer.Option(help="A preset (tiny, demo-teacher, demo-student, oscar-base, minivlm, minilm-l6), an HF BERT-family dir, or a vlkd model dir.")],
-    regions: Regions,
+    regions: RegionsOpt,
     annotations: T.Annotations,
     out: OutDir,
     features: Annotated[str, typer.Option(help="Which region features the model reads: student or teacher.")] = F.features,
@@ -53,7 +52,7 @@ def finetune_cmd(
 @T.training_options(lr=ADAPT_TEACHER_LR)
 def adapt_teacher_cmd(
     teacher: Annotated[Path, typer.Option(help="The teacher model dir (vlkd finetune on its own regions).", exists=True, file_okay=False)],
-    regions: Annotated[Path, typer.Option(help="The STUDENT's regions (teacher features are read on its boxes).")],
+    regions: Annotated[list[Path], typer.Option(help="The STUDENT's regions (teacher features are read on its boxes); repeat for several (e.g. train and val).")],
     task: Task,
     annotations: T.Annotations,
     out: OutDir,
@@ -69,6 +68,6 @@ def adapt_teacher_cmd(
 def _run(values: dict[str, Any], *, adapt: bool) -> None:
     from vlkd_cli.stages.finetune import run
 
-    cfg = config_from_options(F, {**values, "regions": Path(values["regions"]), "adapt": adapt})
+    cfg = config_from_options(F, {**values, "regions": regions_value(values["regions"]), "adapt": adapt})
     summary = run(cfg, command="adapt-teacher" if adapt else "finetune")
     typer.echo(json.dumps(summary, indent=2))

@@ -85,7 +85,7 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     distillation = {"method": "dcd", "losses": cfg.losses, "pool": cfg.dcd_pool, "k": cfg.dcd_k,
                     "alpha": cfg.dcd_alpha, "temperature": cfg.dcd_temperature,
                     "reproduce_released": cfg.dcd_released, "teacher_regions": str(cfg.teacher_regions or cfg.regions)}  # fmt: skip
-    lineage = distill_lineage(cfg, regions, distillation)
+    lineage = distill_lineage(cfg, regions, data, distillation)
     task = DCDTask(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
     run_config = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "train"}, default=str))
     result = train(task, cfg.train, out=cfg.out, device=device, command="distill", run_config=run_config)

@@ -18,7 +18,7 @@ from typing import Any
 from vlkd_cli.artifacts.feature_checks import check_backbone_weights
 from vlkd_cli.artifacts.model_dir import load_model_dir
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.data.task_data import load_task_data
+from vlkd_cli.data.task_data import TaskData, load_task_data
 from vlkd_cli.data.vl_datasets import VLCollator
 from vlkd_cli.distributed import init_distributed
 from vlkd_cli.errors import InputError, UsageError
@@ -33,19 +33,25 @@ from vlkd_cli.tasks.student import build_student, check_distillation_features, d
 from vlkd_cli.train.loop import prepare_out_dir, train
 
 
-def check_alignment(cfg: DistillConfig, teacher_config: dict, regions: Regions) -> None:
-    """Refuse (exit 3) a teacher that was not adapted to these regions, unless the ablation is asked for."""
+def check_alignment(cfg: DistillConfig, teacher_config: dict, regions: Regions, data: TaskData) -> None:
+    """Refuse (exit 3) a teacher that was not adapted to these regions, unless the ablation is asked for.
+
+    The key compared is that of the regions sets holding the TRAINING images (`Regions.key_for`): validation
+    images are only scored by the student and need no adaptation, so a teacher adapted on train distils on
+    `--regions train --regions val`."""
     if cfg.teacher_regions is not None and not cfg.allow_misaligned:
         raise UsageError("--teacher-regions runs the no-adaptation ablation: add --allow-misaligned to confirm")
     if cfg.teacher_regions is not None:
         return
-    key = regions.boxes_sha256
+    training = [s.image_index for s in data.train]
+    key = regions.key_for(training)
     adapted = teacher_config.get("adapted_to_boxes_sha256")
     trained_here = teacher_config.get("regions_boxes_sha256") == key and teacher_config.get("features") == "teacher"
     if adapted != key and not trained_here:
         raise InputError(
             f"teacher is not adapted to these regions: its adapted_to_boxes_sha256 is {str(adapted)[:16]}..., "
-            f"the regions' vlkd.boxes_sha256 is {key[:16]}...; run `vlkd adapt-teacher` on these regions "
+            f"the key of the regions of the training images ({', '.join(map(str, regions.sources_of(training)))}) is "
+            f"{key[:16]}...; run `vlkd adapt-teacher` on these regions "
             "(or, for the no-adaptation ablation, --teacher-regions TEACHER_OWN_REGIONS --allow-misaligned)",
             cfg.teacher,
         )
@@ -66,12 +72,12 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     teacher_config, teacher_weights, _ = load_model_dir(cfg.teacher, "model")
     if teacher_config.get("task") != cfg.task:
         raise InputError(f"teacher is a {teacher_config.get('task')} model, --task is {cfg.task}", cfg.teacher)
-    check_alignment(cfg, teacher_config, regions)
     teacher_regions = Regions(cfg.teacher_regions) if cfg.teacher_regions is not None else None
     teacher = model_from_config(teacher_config)
     teacher.load_state_dict(teacher_weights)
     teacher_tokenizer = load_tokenizer(cfg.teacher)
     data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
+    check_alignment(cfg, teacher_config, regions, data)
     if cfg.task == "vqa" and data.answers != teacher_config.get("answers"):
         raise InputError("the answer vocabulary of these annotations differs from the teacher's", cfg.teacher)
     check_distillation_features(data, regions, teacher_regions)
@@ -89,7 +95,7 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     distillation = {"method": cfg.method, "losses": cfg.losses, "layer_pairs": pairs, "temperature": cfg.temperature,
                     "nce_temperature": cfg.nce_temperature, "queue_size": cfg.queue_size,
                     "aligned": cfg.teacher_regions is None}  # fmt: skip
-    lineage = distill_lineage(cfg, regions, distillation)
+    lineage = distill_lineage(cfg, regions, data, distillation)
     task = DistillTask(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
     run_config = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "train"}, default=str))
     result = train(task, cfg.train, out=cfg.out, device=device, command="distill", run_config=run_config)

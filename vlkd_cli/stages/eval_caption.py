@@ -21,9 +21,9 @@ from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.batching import batched
 from vlkd_cli.data.caption_results import caption_records, check_caption_coverage, read_caption_results
 from vlkd_cli.data.captions import parse_captions
-from vlkd_cli.data.karpathy import is_karpathy
+from vlkd_cli.data.karpathy import is_karpathy, load_karpathy
 from vlkd_cli.data.vl_datasets import check_coverage
-from vlkd_cli.errors import UsageError
+from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.jsonfile import read_json
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
@@ -37,9 +37,10 @@ class EvalCaptionConfig:
     out: Path
     annotations: Path | None = None
     model: Path | None = None
-    regions: Path | None = None
+    regions: Path | tuple[Path, ...] | None = None  # one set, or several read as one
     predictions: Path | None = None
     split: str | None = None
+    split_file: Path | None = None  # a Karpathy file: score the images of its --split (references: --annotations)
     beam_size: int = 1
     max_length: int = 20
     batch_size: int = 32
@@ -79,6 +80,21 @@ def load_references(path: Path, split: str | None) -> References:
         split = "test"
     captions = parse_captions(data, Path(path), split)
     return References({i: caps for i, caps in captions.items() if caps}, karpathy, split)
+
+
+def split_references(annotations: Path, split_file: Path, split: str | None) -> References:
+    """The references of `annotations` (COCO captions or Karpathy) for the images of a Karpathy split of
+    `split_file` (default test); like a Karpathy split, every image of it must then have a result."""
+    split = split or "test"
+    images = {image.image_id for image in load_karpathy(split_file, split)}
+    data = read_json(annotations)
+    every = parse_captions(data, Path(annotations), split if is_karpathy(data) else None)
+    captions = {i: caps for i, caps in every.items() if i in images and caps}
+    missing = sorted(images - set(captions))
+    if missing:
+        raise InputError(f"{len(missing)} images of the {split} split of {split_file} have no reference caption "
+                         f"(e.g. ids {missing[:5]})", annotations)  # fmt: skip
+    return References(captions, True, split)
 
 
 def generate_captions(
@@ -129,9 +145,14 @@ def per_image_tensors(image_ids: list[int], per_image: dict[str, dict[int, float
 def run(cfg: EvalCaptionConfig) -> dict[str, Any]:
     """Caption (or read results), score, write the eval directory; return a summary for printing."""
     check_config(cfg)
-    refs = load_references(cfg.annotations, cfg.split) if cfg.annotations is not None else None
+    if cfg.split_file is not None and cfg.annotations is None:
+        raise UsageError("--split-file needs --annotations (the reference captions)")
+    if cfg.split_file is not None:
+        refs = split_references(cfg.annotations, cfg.split_file, cfg.split)
+    else:
+        refs = load_references(cfg.annotations, cfg.split) if cfg.annotations is not None else None
     if cfg.split is not None and refs is None:
-        raise UsageError("--split needs --annotations (a Karpathy split file)")
+        raise UsageError("--split needs --annotations (a Karpathy split file) or --split-file")
     if cfg.predictions is not None:
         captions = read_caption_results(cfg.predictions)
         inputs = [input_record(cfg.predictions, "predictions")]
@@ -141,7 +162,8 @@ def run(cfg: EvalCaptionConfig) -> dict[str, Any]:
     if refs is None:
         write_eval_dir(cfg.out, EvalOutput(caption_records(captions), config=config), command=COMMAND)
         return {"images": len(captions), "metrics": None, "reasons": {}}
-    check_caption_coverage(captions, refs.captions.keys(), cfg.predictions or cfg.regions, require_all=refs.require_all)
+    where = cfg.predictions or (cfg.regions[0] if isinstance(cfg.regions, tuple) else cfg.regions)
+    check_caption_coverage(captions, refs.captions.keys(), where, require_all=refs.require_all)
     result = score(captions, refs, cfg)
     ids = sorted(captions)
     inputs.append(input_record(cfg.annotations, "annotations"))

@@ -49,7 +49,7 @@ class EvalRetrievalConfig:
     out: Path
     scores: Path | None = None
     model: Path | None = None
-    regions: Path | None = None
+    regions: Path | tuple[Path, ...] | None = None  # one set, or several read as one
     annotations: Path | None = None
     split: str | None = None
     index: str = "flat"

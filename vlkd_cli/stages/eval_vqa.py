@@ -18,6 +18,7 @@ from vlkd_cli.artifacts.eval_dir import EvalOutput, write_eval_dir
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.batching import batched
+from vlkd_cli.data.karpathy import load_karpathy
 from vlkd_cli.data.vl_datasets import vqa_samples
 from vlkd_cli.data.vqa import VqaQuestion, load_vqa_annotations, load_vqa_questions
 from vlkd_cli.errors import InputError, UsageError
@@ -35,8 +36,10 @@ class EvalVqaConfig:
     questions: Path
     annotations: Path | None = None
     model: Path | None = None
-    regions: Path | None = None
+    regions: Path | tuple[Path, ...] | None = None  # one set, or several read as one
     predictions: Path | None = None
+    split_file: Path | None = None  # a Karpathy file: only the questions about the images of its --split
+    split: str | None = None
     official_version: str = "2021"
     batch_size: int = 64
     device: str = "auto"
@@ -51,6 +54,21 @@ def check_config(cfg: EvalVqaConfig) -> None:
         raise UsageError(f"--official-version must be 2021 or 2016, got {cfg.official_version!r}")
     if cfg.batch_size < 1:
         raise UsageError("--batch-size must be positive")
+    if cfg.split is not None and cfg.split_file is None:
+        raise UsageError("--split needs --split-file (a Karpathy split file such as dataset_coco.json)")
+
+
+def split_questions(questions: dict[int, VqaQuestion], split_file: Path | None,
+                    split: str | None) -> dict[int, VqaQuestion]:  # fmt: skip
+    """The questions about the images of a Karpathy split (default test; train = train + restval), or all."""
+    if split_file is None:
+        return questions
+    images = {image.image_id for image in load_karpathy(split_file, split or "test")}
+    kept = {qid: q for qid, q in questions.items() if q.image_id in images}
+    if not kept:
+        raise InputError(f"no question is about an image of the {split or 'test'} split of {split_file}",
+                         split_file)  # fmt: skip
+    return kept
 
 
 def answer_questions(loaded: InferenceModel, questions: dict[int, VqaQuestion], regions: Regions,
@@ -90,14 +108,19 @@ def run(cfg: EvalVqaConfig) -> dict[str, Any]:
     from vlkd_cli.eval.vqa_results import read_vqa_results
 
     check_config(cfg)
-    questions = load_vqa_questions(cfg.questions)
-    annotations = load_vqa_annotations(cfg.annotations, questions) if cfg.annotations is not None else None
+    every_question = load_vqa_questions(cfg.questions)
+    annotations = load_vqa_annotations(cfg.annotations, every_question) if cfg.annotations is not None else None
+    questions = split_questions(every_question, cfg.split_file, cfg.split)
+    if annotations is not None:
+        annotations = {qid: annotations[qid] for qid in questions}
     if cfg.predictions is not None:
         answers = read_vqa_results(cfg.predictions, set(questions))
         inputs = [input_record(cfg.predictions, "predictions")]
     else:
         answers, inputs = _model_answers(cfg, questions)
     inputs.append(input_record(cfg.questions, "questions"))
+    if cfg.split_file is not None:
+        inputs.append(input_record(cfg.split_file, "split"))
     config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
     if annotations is None:
         write_eval_dir(cfg.out, EvalOutput(results_records(answers), config=config, inputs=inputs), command=COMMAND)

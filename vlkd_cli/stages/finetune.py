@@ -21,7 +21,7 @@ from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.model_dir import read_model_config
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.task_config import DataConfig
-from vlkd_cli.data.task_data import load_task_data
+from vlkd_cli.data.task_data import TaskData, load_task_data
 from vlkd_cli.data.vl_datasets import VLCollator
 from vlkd_cli.distributed import init_distributed
 from vlkd_cli.errors import UsageError
@@ -32,20 +32,23 @@ from vlkd_cli.tasks.finetune import FinetuneTask, build_model, is_model_dir
 from vlkd_cli.train.loop import prepare_out_dir, train
 
 
-def _lineage(cfg: FinetuneConfig, regions: Regions, source: str) -> dict[str, Any]:
+def _lineage(cfg: FinetuneConfig, regions: Regions, data: TaskData, source: str) -> dict[str, Any]:
+    """The model's lineage; its alignment key is that of the regions sets holding the training images (what
+    adaptation records and distillation checks: validation images need no adaptation)."""
     side = cfg.features
+    key = regions.key_for(s.image_index for s in data.train)
     lineage = {
         "features": side,
         "feature_backbone": regions.metadata.get(f"vlkd.{side}_backbone"),
         "feature_backbone_sha256": regions.metadata.get(f"vlkd.{side}_backbone_sha256"),
-        "regions_boxes_sha256": regions.boxes_sha256,
+        "regions_boxes_sha256": key,
         "initialized_from": source,
         "use_tags": cfg.use_tags,
         "inputs": [input_record(p, "regions") for p in regions.paths]
         + [input_record(p, "annotations") for p in _data_files(cfg.data)],
     }
     if cfg.adapt:
-        lineage["adapted_to_boxes_sha256"] = regions.boxes_sha256
+        lineage["adapted_to_boxes_sha256"] = key
     return lineage
 
 
@@ -78,7 +81,7 @@ def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
     model, tokenizer, source = build_model(cfg, regions, data)
     collator = VLCollator(regions, tokenizer, features=cfg.features, batch_kwargs=model.batch_kwargs(),
                           use_tags=cfg.use_tags, num_answers=len(data.answers) if data.answers else None)  # fmt: skip
-    task = FinetuneTask(cfg, model, tokenizer, data, collator, _lineage(cfg, regions, source))
+    task = FinetuneTask(cfg, model, tokenizer, data, collator, _lineage(cfg, regions, data, source))
     run_config = {k: v for k, v in asdict(cfg).items() if k != "train"}
     result = train(task, cfg.train, out=cfg.out, device=device, command=command,
                    run_config=json.loads(json.dumps(run_config, default=str)))  # fmt: skip

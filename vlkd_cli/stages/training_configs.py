@@ -22,7 +22,7 @@ class TrainingCommandConfig:
     """What every training command reads: the task, the regions, the data, the loop's options, the output."""
 
     task: str
-    regions: Path
+    regions: Path | tuple[Path, ...]  # one regions set, or several read as one (e.g. train and val)
     out: Path
     data: DataConfig
     train: TrainConfig = field(default_factory=TrainConfig)

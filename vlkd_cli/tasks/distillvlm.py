@@ -41,7 +41,8 @@ class DistillBatch(TrainBatch):
 
 
 class DistillModule(nn.Module):
-    """forward(DistillBatch) → {"loss", "task_loss", "attention_mse_loss", "token_nce_loss", "logit_kd_loss"}."""
+    """forward(DistillBatch) → {"loss", "task_loss", "attention_mse_loss", "token_nce_loss", "logit_kd_loss"} (the
+    terms of nonzero weight). With the task term alone (the no-KD control) the teacher is not run."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, *, weights: dict[str, float],
                  layer_pairs: list[tuple[int, int]], temperature: float = 2.0, nce_temperature: float = 0.07,
@@ -76,11 +77,13 @@ class DistillModule(nn.Module):
         vl, teacher_vl, targets = self._prepare(batch)
         losses, s_out = self.student.forward_loss(vl, targets, return_outputs=True, output_attentions=need_att,
                                                   output_hidden_states=need_nce)  # fmt: skip
+        parts = {"task_loss": losses["loss"]}
+        if not (need_att or need_nce or "logit_kd" in self.weights):
+            return {"loss": self.weights.get("task", 0.0) * parts["task_loss"], **parts}  # the no-KD control
         with torch.no_grad():
             _, t_out = self.teacher.forward_loss(teacher_vl, targets, return_outputs=True, output_attentions=need_att,
                                                  output_hidden_states=need_nce)  # fmt: skip
         valid = vl.query_mask & teacher_vl.query_mask  # (B, N) tokens that mean the same in both
-        parts = {"task_loss": losses["loss"]}
         if need_att:
             parts["attention_mse_loss"] = self.attention(s_out.attentions, t_out.attentions, valid)
         if need_nce:

@@ -46,13 +46,13 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
     return create_vl_model(hf_dir=path, **common), tokenizer
 
 
-def distill_lineage(cfg, regions: Regions, distillation: dict[str, Any]) -> dict[str, Any]:
+def distill_lineage(cfg, regions: Regions, data: TaskData, distillation: dict[str, Any]) -> dict[str, Any]:
     """The student's config.json lineage: its features, the teacher it was distilled from, and how."""
     return {
         "features": "student",
         "feature_backbone": regions.metadata.get("vlkd.student_backbone"),
         "feature_backbone_sha256": regions.metadata.get("vlkd.student_backbone_sha256"),
-        "regions_boxes_sha256": regions.boxes_sha256,
+        "regions_boxes_sha256": regions.key_for(s.image_index for s in data.train),
         "initialized_from": f"preset:{cfg.student}" if cfg.student in list_presets() else str(cfg.student),
         "use_tags": cfg.use_tags,
         "distilled_from": input_record(cfg.teacher, "model"),

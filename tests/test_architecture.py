@@ -28,7 +28,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "export": {"artifacts", "models", "train"},
     "demo": {"artifacts"},
     "stages": {"artifacts", "eval", "data", "vision", "models", "losses", "train", "tasks", "bench", "export", "demo"},
-    "cli": {"stages", "train", "data"},
+    "cli": {"stages", "train", "data", "artifacts"},
     "entry": {"cli"},  # the package's __init__ and __main__
 }
 

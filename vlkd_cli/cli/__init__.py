@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from vlkd_cli.cli._app import OneLineErrors
 from vlkd_cli.cli.benchmark_latency import EPILOG as LATENCY_EPILOG
 from vlkd_cli.cli.benchmark_latency import benchmark_latency_cmd
 from vlkd_cli.cli.demo import EPILOG as DEMO_EPILOG
@@ -49,6 +50,7 @@ app = typer.Typer(
     help="Compress vision-language transformers by knowledge distillation (DistillVLM, DCD) and measure what it bought.",
     no_args_is_help=True,
     add_completion=True,
+    cls=OneLineErrors,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -9,6 +9,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer vendors click from 0.2x on; older releases use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
 
 from vlkd_cli.errors import VlkdError
 
@@ -65,3 +71,27 @@ def command_errors(func: F) -> F:
 def rich_enabled() -> bool:
     """Progress bars on an interactive stderr only (and rank 0 only under torchrun)."""
     return sys.stderr.isatty() and os.environ.get("RANK", "0") == "0"
+
+
+class OneLineErrors(TyperGroup):
+    """The app's group: argument errors (a missing file, a bad choice, an unknown flag) as the command contract
+    wants them, one line on stderr and exit 2, instead of click's boxed usage text."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click_errors.ClickException as err:
+            command = getattr(getattr(err, "ctx", None), "command_path", None)
+            hint = f" (see '{command} --help')" if command and isinstance(err, click_errors.UsageError) else ""
+            typer.echo(f"vlkd: error: {err.format_message()}{hint}", err=True)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            typer.echo("vlkd: error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)

@@ -10,7 +10,7 @@ import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
-from vlkd_cli.cli._options import DeviceOpt, OutDir, regions_value
+from vlkd_cli.cli._options import DeviceOpt, OutDir, check_regions, check_task, regions_value
 from vlkd_cli.options import config_from_options
 from vlkd_cli.stages.training_configs import DistillConfig as K
 from vlkd_cli.stages.training_configs import describe_defaults
@@ -30,8 +30,8 @@ LOSS_HELP = (f"NAME=WEIGHT, repeatable; once one is given the others are 0. Defa
 def distill_cmd(
     teacher: Annotated[Path, typer.Option(help="The (adapted) teacher model dir.", exists=True, file_okay=False)],
     student: Annotated[str, typer.Option(help="A preset (takes the teacher's tokenizer) or a model dir sharing the teacher's tokenizer.")],
-    regions: Annotated[list[Path], typer.Option(help="The student's regions (student and teacher features on the same boxes); repeat for several (e.g. train and val).")],
-    task: Annotated[str, typer.Option(help="caption, vqa or pretrain (distillvlm); retrieval (dcd).")],
+    regions: Annotated[list[Path], typer.Option(help="The student's regions (student and teacher features on the same boxes); repeat for several (e.g. train and val).", callback=check_regions)],
+    task: Annotated[str, typer.Option(help="caption, vqa or pretrain (distillvlm); retrieval (dcd).", callback=check_task)],
     annotations: T.Annotations,
     out: OutDir,
     method: Annotated[str, typer.Option(help="distillvlm (caption, vqa, pretrain) or dcd (retrieval).")] = K.method,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vlkd_cli.cli._app import command_errors
-from vlkd_cli.cli._options import DeviceOpt, OutDir, regions_value
+from vlkd_cli.cli._options import DeviceOpt, OptionalRegionsOpt, OutDir, regions_value
 from vlkd_cli.options import config_from_options
 
 CAPTION_EPILOG = (
@@ -38,8 +38,6 @@ def _opt(kind: Any, help_text: str) -> Any:
 
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", help="A vlkd model directory.", exists=True, file_okay=False)]
-RegionsOpt = _opt(list[Path] | None, "The regions artifact (or shard-set name) to run the model on; repeat to read several "
-                  "as one set of images.")
 BatchOpt = _opt(int, "Items per forward pass.")
 SplitFileOpt = _file("A Karpathy split JSON (dataset_coco.json): score only the images of its --split.")
 WROTE = "wrote {out}/metrics.json, predictions.json, scores.safetensors"
@@ -74,7 +72,7 @@ def eval_caption_cmd(
     out: OutDir,
     annotations: _file("Reference captions: COCO captions JSON (images may hold only ids) or a Karpathy split JSON. Without it, only predictions.json is written.") = None,
     model: ModelOpt = None,
-    regions: RegionsOpt = None,
+    regions: OptionalRegionsOpt = None,
     predictions: _file('Any model\'s COCO results file [{"image_id", "caption"}] instead of --model.') = None,
     split: _opt(str | None, "Karpathy split to score (default for a Karpathy file or --split-file: test).") = None,
     split_file: SplitFileOpt = None,
@@ -105,7 +103,7 @@ def eval_vqa_cmd(
     questions: Annotated[Path, typer.Option(help="VQA v2 questions JSON.", exists=True, dir_okay=False)],
     annotations: _file("VQA v2 annotations JSON. Without it, only predictions.json is written (test-dev / test-std).") = None,
     model: ModelOpt = None,
-    regions: RegionsOpt = None,
+    regions: OptionalRegionsOpt = None,
     predictions: _file('Any model\'s results file [{"question_id", "answer"}] covering every question, instead of --model.') = None,
     split_file: SplitFileOpt = None,
     split: _opt(str | None, "With --split-file: the Karpathy split whose images' questions are scored (default: test).") = None,
@@ -133,7 +131,7 @@ def eval_retrieval_cmd(
     out: OutDir,
     scores: _file("Any tool's score matrix: safetensors with scores (images, texts), image_ids, text_image_ids.") = None,
     model: ModelOpt = None,
-    regions: RegionsOpt = None,
+    regions: OptionalRegionsOpt = None,
     annotations: _file("The gallery's captions: Karpathy split JSON or COCO captions JSON.") = None,
     split: _opt(str | None, "Karpathy split (default: test).") = None,
     index: _opt(str, "Dual encoders: faiss index, flat (exact), ivf or hnsw (large galleries).") = "flat",

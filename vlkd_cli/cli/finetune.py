@@ -10,7 +10,7 @@ import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
-from vlkd_cli.cli._options import DeviceOpt, OutDir, RegionsOpt, regions_value
+from vlkd_cli.cli._options import DeviceOpt, OutDir, RegionsOpt, TaskOpt, check_regions, regions_value
 from vlkd_cli.options import config_from_options
 from vlkd_cli.stages.training_configs import ADAPT_TEACHER_LR
 from vlkd_cli.stages.training_configs import FinetuneConfig as F
@@ -24,13 +24,12 @@ ADAPT_EPILOG = (
     "--annotations demo/karpathy.json --split train --epochs 3 --out teacher-adapted"
 )
 
-Task = Annotated[str, typer.Option(help="caption, vqa, retrieval or pretrain.")]
 
 
 @command_errors
 @T.training_options()
 def finetune_cmd(
-    task: Task,
+    task: TaskOpt,
     model: Annotated[str, typer.Option(help="A preset (tiny, demo-teacher, demo-student, oscar-base, minivlm, minilm-l6), an HF BERT-family dir, or a vlkd model dir.")],
     regions: RegionsOpt,
     annotations: T.Annotations,
@@ -52,8 +51,8 @@ def finetune_cmd(
 @T.training_options(lr=ADAPT_TEACHER_LR)
 def adapt_teacher_cmd(
     teacher: Annotated[Path, typer.Option(help="The teacher model dir (vlkd finetune on its own regions).", exists=True, file_okay=False)],
-    regions: Annotated[list[Path], typer.Option(help="The STUDENT's regions (teacher features are read on its boxes); repeat for several (e.g. train and val).")],
-    task: Task,
+    regions: Annotated[list[Path], typer.Option(help="The STUDENT's regions (teacher features are read on its boxes); repeat for several (e.g. train and val).", callback=check_regions)],
+    task: TaskOpt,
     annotations: T.Annotations,
     out: OutDir,
     use_tags: T.UseTags = F.use_tags,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from vlkd_cli.cli._config_file import ConfigOpt
 from vlkd_cli.cli._options import SeedOpt
 from vlkd_cli.data.task_config import DataConfig
 from vlkd_cli.train.config import TrainConfig
@@ -48,6 +49,7 @@ UseTags = Annotated[bool, typer.Option("--tags/--no-tags", help="Oscar-style obj
 
 # (name, option type, default): what @training_options adds, in `--help` order.
 SHARED: tuple[tuple[str, Any, Any], ...] = (
+    ("config", ConfigOpt, None),
     ("questions", Questions, None), ("split", Split, None), ("split_file", SplitFile, None),
     ("val_split", ValSplit, None), ("val_annotations", ValAnnotations, None), ("val_questions", ValQuestions, None),
     ("min_answer_count", MinAnswerCount, DataConfig.min_answer_count), ("answer_vocab", AnswerVocab, None),

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._config_file import ConfigOpt
 from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
 from vlkd_cli.options import config_from_options
 
@@ -130,6 +131,7 @@ def benchmark_latency_cmd(
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads (default: torch's).")] = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
+    config: ConfigOpt = None,
 ) -> None:
     """Inference latency end to end and per stage (decode, detector, backbone + RoI, transformer, head) per model."""
     options = dict(locals())
@@ -138,7 +140,7 @@ def benchmark_latency_cmd(
     from vlkd_cli.stages.benchmark_latency import LatencyConfig, run
 
     options.update(models=tuple(options.pop("model")), batch_sizes=sizes)
-    cfg = config_from_options(LatencyConfig, options)
+    cfg = config_from_options(LatencyConfig, options, ignore=["config"])
     document = run(cfg)
     print_latency(document)
     typer.echo(f"wrote {out}/latency.json, latency.safetensors")

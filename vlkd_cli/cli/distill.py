@@ -10,6 +10,7 @@ import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._config_file import recorded_options
 from vlkd_cli.cli._options import DeviceOpt, OutDir, check_regions, check_task, regions_value
 from vlkd_cli.options import config_from_options
 from vlkd_cli.stages.training_configs import DistillConfig as K
@@ -55,10 +56,12 @@ def distill_cmd(
     """Distill a student: DistillVLM (adapted teacher; attention MSE + token NCE + logit KD) or DCD (retrieval)."""
     values = dict(locals())  # first: the options only
     values.update(values.pop("shared"))
+    recorded = recorded_options(values)
     from vlkd_cli.stages.training_configs import parse_loss_weights
 
     losses = parse_loss_weights(values.pop("loss"), method)
-    cfg = config_from_options(K, {**values, "losses": losses, "regions": regions_value(regions)})
+    cfg = config_from_options(K, {**values, "losses": losses, "regions": regions_value(values["regions"]),
+                                  "options": recorded}, ignore=["config"])  # fmt: skip
     if method == "dcd":
         from vlkd_cli.stages.dcd import dual_from_scratch_warning, run
 

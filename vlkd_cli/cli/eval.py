@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._config_file import ConfigOpt
 from vlkd_cli.cli._options import DeviceOpt, OptionalRegionsOpt, OutDir, regions_value
 from vlkd_cli.options import config_from_options
 
@@ -83,12 +84,13 @@ def eval_caption_cmd(
     meteor: _opt(bool, "METEOR 1.5 through the official jar (needs Java and pycocoevalcap).") = True,
     spice: _opt(bool, "Try SPICE (needs Java and the CoreNLP 3.6.0 models pycocoevalcap downloads).") = False,
     device: DeviceOpt = "auto",
+    config: ConfigOpt = None,
 ) -> None:  # fmt: skip
     """Score captions with the COCO metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE), equal to pycocoevalcap."""
     options = {**locals(), "regions": regions_value(regions)}
     from vlkd_cli.stages.eval_caption import EvalCaptionConfig, run
 
-    cfg = config_from_options(EvalCaptionConfig, options)
+    cfg = config_from_options(EvalCaptionConfig, options, ignore=["config"])
     summary = run(cfg)
     if summary["metrics"] is None:
         typer.echo(f"wrote {out}/predictions.json: captions of {summary['images']} images (no references given)")
@@ -110,12 +112,13 @@ def eval_vqa_cmd(
     official_version: _opt(str, "2021 (GitHub HEAD of GT-Vision-Lab/VQA) or 2016 (the earlier version, as vendored by LAVIS).") = "2021",
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
+    config: ConfigOpt = None,
 ) -> None:  # fmt: skip
     """Score VQA answers with the official accuracy (overall, per question type, per answer type, in percent)."""
     options = {**locals(), "regions": regions_value(regions)}
     from vlkd_cli.stages.eval_vqa import EvalVqaConfig, run
 
-    cfg = config_from_options(EvalVqaConfig, options)
+    cfg = config_from_options(EvalVqaConfig, options, ignore=["config"])
     summary = run(cfg)
     if summary["metrics"] is None:
         typer.echo(f"wrote {out}/predictions.json: answers to {summary['questions']} questions (no annotations given)")
@@ -140,12 +143,13 @@ def eval_retrieval_cmd(
     folds: _opt(int, "Average over this many consecutive image folds (5 = the COCO 1K protocol).") = 1,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
+    config: ConfigOpt = None,
 ) -> None:  # fmt: skip
     """Image-text retrieval recall R@1/5/10 both ways (any caption of an image counts for i2t; rank = strictly higher scores)."""
     options = {**locals(), "regions": regions_value(regions)}
     from vlkd_cli.stages.eval_retrieval import EvalRetrievalConfig, run
 
-    cfg = config_from_options(EvalRetrievalConfig, options)
+    cfg = config_from_options(EvalRetrievalConfig, options, ignore=["config"])
     summary = run(cfg)
     folded = f", {folds} folds" if folds > 1 else ""
     print_metrics(f"retrieval (%), {summary['images']} images x {summary['texts']} texts{folded}", summary["metrics"])

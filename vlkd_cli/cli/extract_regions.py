@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._config_file import ConfigOpt
 from vlkd_cli.cli._options import DeviceOpt, OutFile, SeedOpt
 from vlkd_cli.options import config_from_options
 
@@ -42,12 +43,13 @@ def extract_regions_cmd(
     skip_bad_images: Annotated[bool, typer.Option(help="Skip and count unreadable images instead of failing.")] = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
+    config: ConfigOpt = None,
 ) -> None:
     """Detect student regions and pool student and teacher RoI features on the same boxes."""
     options = dict(locals())
     from vlkd_cli.stages.extract_regions import ExtractConfig, run
 
-    cfg = config_from_options(ExtractConfig, options)
+    cfg = config_from_options(ExtractConfig, options, ignore=["config"])
     result = run(cfg)
     typer.echo(
         f"wrote {result.path}: {result.num_images} images, {result.num_regions} regions "

@@ -10,6 +10,7 @@ import typer
 
 from vlkd_cli.cli import _training as T
 from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._config_file import recorded_options
 from vlkd_cli.cli._options import DeviceOpt, OutDir, RegionsOpt, TaskOpt, check_regions, regions_value
 from vlkd_cli.options import config_from_options
 from vlkd_cli.stages.training_configs import ADAPT_TEACHER_LR
@@ -44,7 +45,7 @@ def finetune_cmd(
     """Train a VL model (caption / VQA / retrieval / pre-training) on a regions artifact."""
     options = dict(locals())
     options.update(options.pop("shared"))
-    _run(options, adapt=False)
+    _run(options, recorded_options(options), adapt=False)
 
 
 @command_errors
@@ -60,13 +61,16 @@ def adapt_teacher_cmd(
 ) -> None:  # fmt: skip
     """Retrain a teacher on the student's region proposals with teacher features (DistillVLM's adaptation)."""
     options = dict(locals())
-    options.update(options.pop("shared"), model=str(options.pop("teacher")), features="teacher")
-    _run(options, adapt=True)  # the arch is the teacher's
+    options.update(options.pop("shared"))
+    recorded = recorded_options(options)
+    options.update(model=str(options.pop("teacher")), features="teacher")
+    _run(options, recorded, adapt=True)  # the arch is the teacher's
 
 
-def _run(values: dict[str, Any], *, adapt: bool) -> None:
+def _run(values: dict[str, Any], recorded: dict[str, Any], *, adapt: bool) -> None:
     from vlkd_cli.stages.finetune import run
 
-    cfg = config_from_options(F, {**values, "regions": regions_value(values["regions"]), "adapt": adapt})
+    cfg = config_from_options(F, {**values, "regions": regions_value(values["regions"]), "adapt": adapt,
+                                  "options": recorded}, ignore=["config"])  # fmt: skip
     summary = run(cfg, command="adapt-teacher" if adapt else "finetune")
     typer.echo(json.dumps(summary, indent=2))

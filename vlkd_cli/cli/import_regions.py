@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._config_file import ConfigOpt
 from vlkd_cli.cli._options import DeviceOpt, OutFile, SeedOpt
 from vlkd_cli.options import config_from_options
 
@@ -77,12 +78,13 @@ def import_regions_cmd(
     ] = 1.0,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
+    config: ConfigOpt = None,
 ) -> None:
     """Import VinVL/Oscar feature TSVs as a regions artifact (one side from the TSV, the other on the same boxes)."""
     options = dict(locals())
     from vlkd_cli.stages.import_regions import ImportConfig, run
 
-    cfg = config_from_options(ImportConfig, options)
+    cfg = config_from_options(ImportConfig, options, ignore=["config"])
     result = run(cfg)
     sizes = ", ".join(f"{n} from {s}" for s, n in result.size_sources.items()) or "none"
     typer.echo(

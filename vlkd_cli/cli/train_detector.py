@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._config_file import ConfigOpt
 from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
 from vlkd_cli.options import config_from_options
 
@@ -34,11 +35,12 @@ def train_detector_cmd(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up + cosine).")] = 2e-3,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
+    config: ConfigOpt = None,
 ) -> None:
     """Train the anchor-free student detector and report box AP on held-out images."""
     options = dict(locals())
     from vlkd_cli.stages.train_detector import TrainDetectorConfig, run
 
-    cfg = config_from_options(TrainDetectorConfig, options)
+    cfg = config_from_options(TrainDetectorConfig, options, ignore=["config"])
     metrics = run(cfg)
     typer.echo(json.dumps(metrics, indent=2))

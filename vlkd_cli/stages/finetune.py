@@ -44,6 +44,7 @@ def _lineage(cfg: FinetuneConfig, regions: Regions, data: TaskData, source: str)
         "regions_boxes_sha256": key,
         "initialized_from": source,
         "use_tags": cfg.use_tags,
+        "options": cfg.options,
         "inputs": [input_record(p, "regions") for p in regions.paths]
         + [input_record(p, "annotations") for p in _data_files(cfg.data)],
     }

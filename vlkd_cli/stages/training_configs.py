@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vlkd_cli.data.task_config import DataConfig
 from vlkd_cli.tasks.terms import default_weights, describe_defaults, parse_loss_weights
@@ -30,6 +31,7 @@ class TrainingCommandConfig:
     use_tags: bool = True
     eval_batch_size: int = 64
     device: str = "auto"
+    options: dict[str, Any] | None = None  # the command's options as given: config.json records them (--config)
 
 
 @dataclass(frozen=True, kw_only=True)

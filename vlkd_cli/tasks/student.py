@@ -55,6 +55,7 @@ def distill_lineage(cfg, regions: Regions, data: TaskData, distillation: dict[st
         "regions_boxes_sha256": regions.key_for(s.image_index for s in data.train),
         "initialized_from": f"preset:{cfg.student}" if cfg.student in list_presets() else str(cfg.student),
         "use_tags": cfg.use_tags,
+        "options": cfg.options,
         "distilled_from": input_record(cfg.teacher, "model"),
         "distillation": distillation,
         "inputs": [input_record(p, "regions") for p in regions.paths]

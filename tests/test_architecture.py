@@ -27,7 +27,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "bench": {"artifacts", "eval", "data", "vision", "models", "tasks"},
     "export": {"artifacts", "models", "train"},
     "demo": {"artifacts"},
-    "stages": {"artifacts", "eval", "data", "vision", "models", "losses", "train", "tasks", "bench", "export", "demo"},
+    "report": {"artifacts"},
+    "stages": {"artifacts", "eval", "data", "vision", "models", "losses", "train", "tasks", "bench", "export", "demo",
+               "report"},
     "cli": {"stages", "train", "data", "artifacts"},
     "entry": {"cli"},  # the package's __init__ and __main__
 }

@@ -41,6 +41,8 @@ from vlkd_cli.cli.inspect import EPILOG as INSPECT_EPILOG
 from vlkd_cli.cli.inspect import inspect_cmd
 from vlkd_cli.cli.make_demo_data import EPILOG as DEMO_DATA_EPILOG
 from vlkd_cli.cli.make_demo_data import make_demo_data_cmd
+from vlkd_cli.cli.report import EPILOG as REPORT_EPILOG
+from vlkd_cli.cli.report import report_cmd
 from vlkd_cli.cli.train_detector import EPILOG as DETECTOR_EPILOG
 from vlkd_cli.cli.train_detector import train_detector_cmd
 from vlkd_cli.version import __version__
@@ -70,6 +72,7 @@ app.command("import-regions", epilog=IMPORT_REGIONS_EPILOG)(import_regions_cmd)
 app.command("export", epilog=EXPORT_EPILOG)(export_cmd)
 app.command("inspect", epilog=INSPECT_EPILOG)(inspect_cmd)
 app.command("demo", epilog=DEMO_EPILOG)(demo_cmd)
+app.command("report", epilog=REPORT_EPILOG)(report_cmd)
 app.command("env", epilog=ENV_EPILOG)(env_cmd)
 
 

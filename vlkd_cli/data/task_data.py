@@ -2,7 +2,8 @@
 
 Train images: the Karpathy `--split` (train = train + restval) of `--split-file` (default: `--annotations` when it
 is a Karpathy file), else every image of the annotation file. Validation: the `--val-split` of the same Karpathy
-file, or separate `--val-annotations` (+ `--val-questions` for VQA).
+file, or separate `--val-annotations` (+ `--val-questions` for VQA, narrowed to the `--val-split` images when
+both are given: val2014's questions about the Karpathy val images).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def _vqa_data(cfg: DataConfig, regions: Regions, source: str) -> TaskData:
     if cfg.val_questions is not None:
         val_q = load_vqa_questions(cfg.val_questions)
         val_a = load_vqa_annotations(cfg.val_annotations or cfg.annotations, val_q)
+        if cfg.val_split:  # e.g. val2014's questions about the Karpathy val images only
+            val_q = _restrict(val_q, _split_images(cfg, cfg.val_split), lambda qid, q: q.image_id)
     elif cfg.val_split:
         val_q = _restrict(questions, _split_images(cfg, cfg.val_split), lambda qid, q: q.image_id)
         val_a = annotations

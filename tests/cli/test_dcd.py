@@ -185,3 +185,42 @@ def test_dcd_refuses(demo_data, demo_regions, itm_teacher, tmp_path, change, cod
     result = invoke([*args, *extra])
     assert result.exit_code == code, result.output
     assert message in result.stderr and not (tmp_path / "out").exists()
+
+
+def _dcd_args(demo_data, regions, teacher, out, student, *extra):
+    return ["distill", "--method", "dcd", "--task", "retrieval", "--teacher", teacher, "--student", student,
+            "--regions", regions, "--annotations", demo_data / "karpathy.json", "--split", "train", "--batch-size", 4,
+            "--max-steps", 1, "--device", "cpu", "--out", out, *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["cross", "dual"])
+def test_a_student_from_the_teachers_layers(demo_data, demo_regions, itm_teacher, tmp_path, arch):
+    """DCD's released setting (useSucc): the student starts from the teacher's layers; its config says which."""
+    result = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "s", "tiny", "--arch", arch,
+                              "--init-from-teacher", "uniform", "--loss", "dcd=1", "--loss", "task=1"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "s" / "config.json").read_text())["initialized_from_teacher"]
+    assert record["layers"] == [0, 1] and record["teacher"] == str(itm_teacher) and record["copied"] > 0
+
+
+def test_init_from_teacher_refuses_another_width_and_a_student_dir(demo_data, demo_regions, itm_teacher, tmp_path):
+    from tests.conftest import assert_refused
+
+    narrow = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "a", "demo-student",
+                              "--init-from-teacher", "0,1"))  # fmt: skip
+    assert_refused(narrow, 3, "teacher's width", "'hidden_size': 128")
+    first = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "b", "tiny"))
+    assert first.exit_code == 0, first.output
+    again = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "c", tmp_path / "b",
+                             "--init-from-teacher", "0,1"))  # fmt: skip
+    assert_refused(again, 2, "--init-from-teacher", "preset")
+
+
+def test_finetune_a_shallower_model_from_the_teachers_layers(demo_data, demo_regions, itm_teacher, tmp_path):
+    result = invoke(["finetune", "--task", "retrieval", "--model", itm_teacher, "--init-from-teacher", "1",
+                     "--features", "teacher", "--regions", demo_regions, "--annotations", demo_data / "karpathy.json",
+                     "--split", "train", "--batch-size", 4, "--max-steps", 1, "--device", "cpu", "--out",
+                     tmp_path / "one"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "one" / "config.json").read_text())
+    assert config["encoder"]["num_hidden_layers"] == 1 and config["initialized_from_teacher"]["layers"] == [1]

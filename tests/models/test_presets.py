@@ -11,9 +11,11 @@ SHAPES = {  # layers, hidden, heads, FFN
     "tiny": (2, 64, 2, 256),
     "demo-teacher": (4, 256, 4, 1024),
     "demo-student": (2, 128, 4, 512),
+    "demo-distil": (2, 256, 4, 1024),
     "oscar-base": (12, 768, 12, 3072),
     "minivlm": (12, 384, 12, 1536),
     "minilm-l6": (6, 384, 12, 1536),
+    "distil-base": (6, 768, 12, 3072),
 }
 
 

@@ -45,6 +45,8 @@ Overwrite = Annotated[bool, typer.Option(help="Start over in an --out that holds
 MaxTextLen = Annotated[int, typer.Option(help="Caption/question tokens incl. [CLS] and [SEP].")]
 MaxTagLen = Annotated[int, typer.Option(help="Object-tag tokens incl. [SEP] (0: no tags).")]
 MaxRegions = Annotated[int, typer.Option(help="Region tokens per image.")]
+INIT_FROM_TEACHER_HELP = ("Start from the teacher's layers (DistilBERT; DCD's useSucc): i,j,... (student layer n = "
+                          "teacher layer i_n, e.g. 0,3,5 of 6) or uniform (spread evenly, first and last kept).")  # fmt: skip
 UseTags = Annotated[bool, typer.Option("--tags/--no-tags", help="Oscar-style object tags from the region labels.")]
 
 # (name, option type, default): what @training_options adds, in `--help` order.

@@ -31,12 +31,13 @@ ADAPT_EPILOG = (
 @T.training_options()
 def finetune_cmd(
     task: TaskOpt,
-    model: Annotated[str, typer.Option(help="A preset (tiny, demo-teacher, demo-student, oscar-base, minivlm, minilm-l6), an HF BERT-family dir, or a vlkd model dir.")],
+    model: Annotated[str, typer.Option(help="A preset (tiny, demo-teacher, demo-student, demo-distil, oscar-base, minivlm, minilm-l6, distil-base), an HF BERT-family dir, or a vlkd model dir.")],
     regions: RegionsOpt,
     annotations: T.Annotations,
     out: OutDir,
     features: Annotated[str, typer.Option(help="Which region features the model reads: student or teacher.")] = F.features,
     arch: Annotated[str, typer.Option(help="cross (single-stream) or dual (two towers; retrieval only).")] = F.arch,
+    init_from_teacher: Annotated[str | None, typer.Option(help=T.INIT_FROM_TEACHER_HELP + " --model is then the teacher (a vlkd model dir); the new model has its width and these layers (uniform: half its depth).")] = F.init_from_teacher,
     itm_negatives: Annotated[int, typer.Option(help="Retrieval cross-encoder: 0 = Oscar's binary ITM; K = rank each image's caption against K captions of other images (ViLT/METER irtr, softmax).")] = F.itm_negatives,
     max_text_len: T.MaxTextLen = F.max_text_len, max_tag_len: T.MaxTagLen = F.max_tag_len,
     max_regions: T.MaxRegions = F.max_regions, use_tags: T.UseTags = F.use_tags,

@@ -2,6 +2,8 @@
 
 `tiny` is for tests, `demo-teacher` / `demo-student` for the generated demo data, and `oscar-base`, `minivlm`,
 `minilm-l6` are the shapes of the papers (OSCAR-base teacher; MiniVLM = MiniLM-L12-H384 student; MiniLM-L6).
+`demo-distil` and `distil-base` have a teacher's width and half its depth (demo-teacher's, oscar-base's): the
+students that `--init-from-teacher` starts from the teacher's layers (DistilBERT; DCD's `useSucc`).
 The vocabulary size and special token ids are not part of a preset: they come from the tokenizer.
 """
 
@@ -33,9 +35,11 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "tiny": _shape(2, 64, 2, 256),
     "demo-teacher": _shape(4, 256, 4, 1024),
     "demo-student": _shape(2, 128, 4, 512),
+    "demo-distil": _shape(2, 256, 4, 1024),  # demo-teacher's width, half its depth (--init-from-teacher)
     "oscar-base": _shape(12, 768, 12, 3072),
     "minivlm": _shape(12, 384, 12, 1536),
     "minilm-l6": _shape(6, 384, 12, 1536),
+    "distil-base": _shape(6, 768, 12, 3072),  # oscar-base's width, half its depth (DistilBERT; --init-from-teacher)
 }
 
 

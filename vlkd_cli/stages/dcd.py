@@ -75,7 +75,7 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     teacher.load_state_dict(teacher_weights)
     check_distillation_features(data, regions, teacher_regions)
     prepare_out_dir(cfg.out, cfg.train)
-    student, tokenizer = build_student(cfg, teacher_config, load_tokenizer(cfg.teacher), regions)
+    student, tokenizer = build_student(cfg, teacher_config, load_tokenizer(cfg.teacher), regions, teacher)
     module = DCDModule(student, teacher.to(device), weights=cfg.losses, k=cfg.dcd_k, alpha=cfg.dcd_alpha,
                        temperature=cfg.dcd_temperature, reproduce_released=cfg.dcd_released)  # fmt: skip
     student_collator = VLCollator(regions, tokenizer, features="student", batch_kwargs=student.batch_kwargs(),

@@ -82,7 +82,7 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
         raise InputError("the answer vocabulary of these annotations differs from the teacher's", cfg.teacher)
     check_distillation_features(data, regions, teacher_regions)
     prepare_out_dir(cfg.out, cfg.train)
-    student, tokenizer = build_student(cfg, teacher_config, teacher_tokenizer, regions)
+    student, tokenizer = build_student(cfg, teacher_config, teacher_tokenizer, regions, teacher)
     pairs = map_layers(student.vl.num_layers, teacher.vl.num_layers, cfg.layers)
     module = DistillModule(student, teacher.to(device), weights=cfg.losses, layer_pairs=pairs,
                            temperature=cfg.temperature, nce_temperature=cfg.nce_temperature,

@@ -44,6 +44,7 @@ class FinetuneConfig(TrainingCommandConfig):
     label_smoothing: float = 0.0
     itm_negatives: int = 0
     vocab_size: int = 4096
+    init_from_teacher: str | None = None  # layers of --model (a vlkd model dir) the new, shallower model starts from
     adapt: bool = False  # adapt-teacher: record adapted_to_boxes_sha256
 
 
@@ -51,6 +52,7 @@ class FinetuneConfig(TrainingCommandConfig):
 class DistillConfig(TrainingCommandConfig):
     teacher: Path
     student: str
+    init_from_teacher: str | None = None  # teacher layers the (preset, teacher-width) student starts from
     method: str = "distillvlm"
     losses: dict[str, float] = field(default_factory=lambda: default_weights("distillvlm"))
     layers: str = "all"

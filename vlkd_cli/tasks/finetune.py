@@ -25,6 +25,7 @@ from vlkd_cli.distributed import barrier, is_main
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.models.factory import create_vl_model, load_matching_weights, model_from_config
 from vlkd_cli.models.presets import list_presets
+from vlkd_cli.models.teacher_init import parse_layers, start_from_teacher
 from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, train_wordpiece_tokenizer
 from vlkd_cli.tasks import validation
 from vlkd_cli.train.checkpoint import CHECKPOINTS
@@ -129,10 +130,30 @@ def build_model(cfg, regions: Regions, data: TaskData):
     path = Path(cfg.model)
     if not path.is_dir():
         raise UsageError(f"--model must be a preset ({', '.join(list_presets())}) or a model directory", path)
-    if not is_model_dir(cfg.model) or "vlkd_kind" not in json.loads((path / CONFIG_NAME).read_text()):
+    vlkd_dir = is_model_dir(cfg.model) and "vlkd_kind" in json.loads((path / CONFIG_NAME).read_text())
+    if cfg.init_from_teacher:
+        if not vlkd_dir:
+            raise UsageError("--init-from-teacher takes the teacher as --model: a vlkd model directory", path)
+        return _from_teacher_layers(cfg, path, common)
+    if not vlkd_dir:
         model = create_vl_model(hf_dir=path, **common)
         return model, load_tokenizer(path), f"hf:{path}"
     return _from_vlkd_dir(cfg, path, feature_dim, common)
+
+
+def _from_teacher_layers(cfg, path: Path, common: dict):
+    """A model of the teacher's width with the layers `--init-from-teacher` names, started from them (its own
+    task and features: heads and a region projection that do not fit stay as initialised)."""
+    config, weights, _ = load_model_dir(path, "model")
+    teacher = model_from_config(config)
+    teacher.load_state_dict(weights)
+    layers = parse_layers(cfg.init_from_teacher, int(config["encoder"]["num_hidden_layers"]))
+    tokenizer = load_tokenizer(path)
+    common = {**common, **{k: config["layout"][k] for k in ("max_text_len", "max_tag_len", "max_regions")}}
+    encoder = {**config["encoder"], "num_hidden_layers": len(layers)}
+    model = create_vl_model(encoder_config=encoder, tokenizer=tokenizer, **common)
+    start_from_teacher(model, teacher, cfg.init_from_teacher, str(path))
+    return model, tokenizer, f"model:{input_record(path)['sha256']} layers {','.join(map(str, layers))}"
 
 
 def _from_vlkd_dir(cfg, path: Path, feature_dim: int, common: dict):

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.model_dir import CONFIG_NAME, load_model_dir
 from vlkd_cli.artifacts.regions import Regions
@@ -16,17 +18,25 @@ from vlkd_cli.data.task_data import TaskData
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.models.factory import create_vl_model, model_from_config
 from vlkd_cli.models.presets import list_presets
+from vlkd_cli.models.teacher_init import start_from_teacher
 from vlkd_cli.models.tokenizer import load_tokenizer, tokenizer_fingerprint
 
 
-def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions):
-    """A preset student takes the teacher's tokenizer and layout; a directory must already share them."""
+def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions, teacher: nn.Module | None = None):
+    """A preset student takes the teacher's tokenizer and layout; a directory must already share them. With
+    `cfg.init_from_teacher`, the preset student (of the teacher's width) starts from the teacher's layers."""
     layout = teacher_config["layout"]
     common = {"task": cfg.task, "arch": cfg.arch, "region_feature_dim": regions.student_dim, "answers": teacher_config.get("answers"),
                   "max_text_len": layout["max_text_len"], "max_tag_len": layout["max_tag_len"],
                   "max_regions": layout["max_regions"]}  # fmt: skip
     if cfg.student in list_presets():
-        return create_vl_model(preset=cfg.student, tokenizer=teacher_tokenizer, **common), teacher_tokenizer
+        student = create_vl_model(preset=cfg.student, tokenizer=teacher_tokenizer, **common)
+        if getattr(cfg, "init_from_teacher", None):
+            start_from_teacher(student, teacher, cfg.init_from_teacher, str(cfg.teacher))
+        return student, teacher_tokenizer
+    if getattr(cfg, "init_from_teacher", None):
+        raise UsageError("--init-from-teacher builds a new student: give a preset of the teacher's width as --student",
+                         cfg.student)  # fmt: skip
     path = Path(cfg.student)
     if not path.is_dir():
         raise UsageError(f"--student must be a preset ({', '.join(list_presets())}) or a model directory", path)

@@ -224,3 +224,20 @@ def test_finetune_a_shallower_model_from_the_teachers_layers(demo_data, demo_reg
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "one" / "config.json").read_text())
     assert config["encoder"]["num_hidden_layers"] == 1 and config["initialized_from_teacher"]["layers"] == [1]
+
+
+def test_a_cross_encoder_with_negatives_mined_by_a_dual_encoder(demo_data, demo_regions, itm_teacher, tmp_path):
+    """ALBEF's recipe: a dual encoder's similarities draw the cross-encoder's ranking negatives."""
+    from tests.conftest import assert_refused
+
+    miner = train_tiny(demo_data, demo_regions, tmp_path / "dual", "retrieval", "--arch", "dual")
+    args = ["finetune", "--task", "retrieval", "--model", "tiny", "--features", "teacher", "--regions", demo_regions,
+            "--annotations", demo_data / "karpathy.json", "--split", "train", "--batch-size", 6, "--max-steps", 2,
+            "--device", "cpu", "--itm-miner", miner]  # fmt: skip
+    result = invoke([*args, "--itm-negatives", 3, "--out", tmp_path / "cross"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cross" / "config.json").read_text())["itm_miner"]["sha256"]
+    assert_refused(invoke([*args, "--out", tmp_path / "binary"]), 2, "--itm-negatives")
+    refused = invoke([*args[:-1], itm_teacher, "--itm-negatives", 3, "--out", tmp_path / "by-cross"])
+    assert_refused(refused, 3, "dual-encoder")
+    assert not (tmp_path / "binary").exists() and not (tmp_path / "by-cross").exists()

@@ -155,3 +155,19 @@ def test_ranking_loss_is_softmax_cross_entropy_with_the_positive_first() -> None
         from vlkd_cli.models.itm_head import sample_negative_texts
 
         sample_negative_texts(torch.tensor([5, 5]), 1)
+
+
+def test_weighted_negatives_follow_the_miners_weights_and_skip_the_same_image() -> None:
+    """ALBEF's hard negatives: drawn in proportion to the weights, never a caption of the same image."""
+    from vlkd_cli.models.itm_head import sample_negative_texts
+
+    image_ids = torch.tensor([1, 1, 2, 3, 4])
+    weights = torch.full((5, 5), 0.01)
+    weights[:, 3] = 10.0  # caption 3 (image 3) looks like every image's caption
+    weights[3, 4] = 10.0  # and image 3's own hardest is caption 4
+    weights[:, 0] = 50.0  # a same-image caption for rows 0 and 1: never drawn for them
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([sample_negative_texts(image_ids, 1, g, weights) for _ in range(200)])[:, :, 0]  # (200, B)
+    assert not (draws[:, :2] <= 1).any() and (draws[:, 0] == 3).float().mean() > 0.9
+    assert (draws[:, 3] == 4).float().mean() > 0.1 and not (draws[:, 3] == 3).any()
+    assert (draws[:, 2] == 0).float().mean() > 0.7  # image 2 may take caption 0: it is another image's

@@ -38,6 +38,7 @@ def finetune_cmd(
     features: Annotated[str, typer.Option(help="Which region features the model reads: student or teacher.")] = F.features,
     arch: Annotated[str, typer.Option(help="cross (single-stream) or dual (two towers; retrieval only).")] = F.arch,
     init_from_teacher: Annotated[str | None, typer.Option(help=T.INIT_FROM_TEACHER_HELP + " --model is then the teacher (a vlkd model dir); the new model has its width and these layers (uniform: half its depth).")] = F.init_from_teacher,
+    itm_miner: Annotated[Path | None, typer.Option(help="Retrieval cross-encoder with --itm-negatives K: a dual-encoder model dir whose in-batch similarities draw the K negatives (ALBEF's hard negatives; softmax-weighted, other images only).", exists=True, file_okay=False)] = F.itm_miner,
     itm_negatives: Annotated[int, typer.Option(help="Retrieval cross-encoder: 0 = Oscar's binary ITM; K = rank each image's caption against K captions of other images (ViLT/METER irtr, softmax).")] = F.itm_negatives,
     max_text_len: T.MaxTextLen = F.max_text_len, max_tag_len: T.MaxTagLen = F.max_tag_len,
     max_regions: T.MaxRegions = F.max_regions, use_tags: T.UseTags = F.use_tags,

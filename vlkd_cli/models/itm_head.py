@@ -88,8 +88,11 @@ def ranking_loss(logits: Tensor, group: int) -> Tensor:
     return F.cross_entropy(scores, torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device))
 
 
-def sample_negative_texts(image_ids: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
-    """(B, count) rows of the batch whose image differs from row b's (without replacement while enough exist).
+def sample_negative_texts(image_ids: Tensor, count: int, generator: torch.Generator | None = None,
+                          weights: Tensor | None = None) -> Tensor:  # fmt: skip
+    """(B, count) rows of the batch whose image differs from row b's (without replacement while enough exist):
+    uniformly, or with probability proportional to `weights` (B, B) (ALBEF's hard negatives: a softmax of the
+    in-batch image-text similarities).
 
     Raises:
         ValueError: A row has no caption of another image in the batch.
@@ -99,15 +102,20 @@ def sample_negative_texts(image_ids: Tensor, count: int, generator: torch.Genera
     if (other.sum(dim=1) == 0).any():
         raise ValueError("a batch holds captions of one image only: no negatives for the ranking objective")
     replacement = bool((other.sum(dim=1) < count).any())
+    if weights is not None:  # a tiny floor keeps every other-image caption drawable (no all-zero row)
+        other = other * (weights.detach().float().cpu() + 1e-12)
     return torch.multinomial(other, count, replacement=replacement, generator=generator)  # (B, count)
 
 
 def make_ranking_pairs(
-    batch: VLBatch, image_ids: Tensor, negatives: int, generator: torch.Generator | None = None
+    batch: VLBatch, image_ids: Tensor, negatives: int, generator: torch.Generator | None = None,
+    weights: Tensor | None = None,
 ) -> VLBatch:
     """Each image with its own caption, then with `negatives` captions of other images of the batch (ViLT/METER's
-    irtr draws random false texts; these come from the batch). Rows are image-major: B groups of 1 + negatives."""
+    irtr draws random false texts; these come from the batch; with `weights` (B, B), drawn in proportion to them:
+    hard negatives). Rows are image-major: B groups of 1 + negatives."""
     size = batch.batch_size
-    texts = torch.cat([torch.arange(size)[:, None], sample_negative_texts(image_ids, negatives, generator)], dim=1)
+    negative_texts = sample_negative_texts(image_ids, negatives, generator, weights)  # (B, K)
+    texts = torch.cat([torch.arange(size)[:, None], negative_texts], dim=1)
     images = torch.arange(size)[:, None].expand(size, negatives + 1)  # (B, 1 + K)
     return pair_rows(batch, texts.flatten(), images.flatten())

@@ -203,13 +203,15 @@ class ITMModel(CrossTaskModel):
         self, batch: VLBatch, targets: Targets, *, generator: torch.Generator | None = None
     ) -> tuple[VLBatch, Targets]:
         """Given `image_ids`: Oscar's binary ITM (one negative per row), or with config `itm_negatives` K the
-        ranking objective (each image against its caption and K captions of other images); given `match_labels`
-        or `rank_group`, keep the pairs as they are."""
+        ranking objective (each image against its caption and K captions of other images, drawn in proportion to
+        `targets["negative_weights"]` (B, B) when given: a miner's hard negatives); given `match_labels` or
+        `rank_group`, keep the pairs as they are."""
         if "match_labels" in targets or "rank_group" in targets:
             return batch, targets
         negatives = int(self.config.get("itm_negatives") or 0)
         if negatives > 0:
-            pairs = make_ranking_pairs(batch, targets["image_ids"], negatives, generator)
+            pairs = make_ranking_pairs(batch, targets["image_ids"], negatives, generator,
+                                       targets.get("negative_weights"))  # fmt: skip
             return pairs, {"rank_group": torch.tensor(negatives + 1)}
         pairs, labels = make_itm_pairs(batch, targets["image_ids"], generator)
         return pairs, {"match_labels": labels}

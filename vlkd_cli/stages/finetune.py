@@ -29,6 +29,7 @@ from vlkd_cli.models.tokenizer import tokenizer_fingerprint
 from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.training_configs import FinetuneConfig
 from vlkd_cli.tasks.finetune import FinetuneTask, build_model, is_model_dir
+from vlkd_cli.tasks.negative_miner import NegativeMiner
 from vlkd_cli.train.loop import prepare_out_dir, train
 
 
@@ -67,22 +68,36 @@ def check_adaptation_inputs(cfg: FinetuneConfig, regions: Regions) -> dict[str, 
     return config
 
 
+def check_miner_options(cfg: FinetuneConfig) -> None:
+    """--itm-miner draws the ranking negatives of a retrieval cross-encoder (--itm-negatives K > 0)."""
+    if cfg.itm_miner is not None and (cfg.task != "retrieval" or cfg.arch != "cross" or cfg.itm_negatives <= 0):
+        raise UsageError("--itm-miner draws the ranking negatives of a cross-encoder: it needs --task retrieval, "
+                         "--arch cross and --itm-negatives K > 0", cfg.itm_miner)  # fmt: skip
+
+
 def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
     """Train and write the model directory; return the training summary."""
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.device)
     init_distributed(device)
+    check_miner_options(cfg)
     regions = Regions(cfg.regions)
     if cfg.adapt:
         teacher_config = check_adaptation_inputs(cfg, regions)
         cfg = replace(cfg, arch=teacher_config.get("arch", "cross"))
     data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
     regions.check_finite(cfg.features, (s.image_index for s in data.train + data.val))
+    miner = NegativeMiner(cfg.itm_miner, regions, device) if cfg.itm_miner is not None else None
+    if miner is not None:
+        regions.check_finite(miner.loaded.side, (s.image_index for s in data.train))
     prepare_out_dir(cfg.out, cfg.train)  # after every input check: a refused run leaves nothing behind
     model, tokenizer, source = build_model(cfg, regions, data)
     collator = VLCollator(regions, tokenizer, features=cfg.features, batch_kwargs=model.batch_kwargs(),
                           use_tags=cfg.use_tags, num_answers=len(data.answers) if data.answers else None)  # fmt: skip
-    task = FinetuneTask(cfg, model, tokenizer, data, collator, _lineage(cfg, regions, data, source))
+    lineage = _lineage(cfg, regions, data, source)
+    if miner is not None:
+        lineage["itm_miner"] = miner.loaded.record
+    task = FinetuneTask(cfg, model, tokenizer, data, collator, lineage, miner)
     run_config = {k: v for k, v in asdict(cfg).items() if k != "train"}
     result = train(task, cfg.train, out=cfg.out, device=device, command=command,
                    run_config=json.loads(json.dumps(run_config, default=str)))  # fmt: skip

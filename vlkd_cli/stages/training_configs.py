@@ -43,6 +43,7 @@ class FinetuneConfig(TrainingCommandConfig):
     max_regions: int = 50
     label_smoothing: float = 0.0
     itm_negatives: int = 0
+    itm_miner: Path | None = None  # a dual encoder whose similarities draw the ranking negatives (ALBEF)
     vocab_size: int = 4096
     init_from_teacher: str | None = None  # layers of --model (a vlkd model dir) the new, shallower model starts from
     adapt: bool = False  # adapt-teacher: record adapted_to_boxes_sha256

@@ -28,6 +28,7 @@ from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.teacher_init import parse_layers, start_from_teacher
 from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, train_wordpiece_tokenizer
 from vlkd_cli.tasks import validation
+from vlkd_cli.tasks.negative_miner import NegativeMiner
 from vlkd_cli.train.checkpoint import CHECKPOINTS
 
 REGION_OPTIONS = ("region_layer_norm", "region_layer_norm_eps")  # carried over when the task changes
@@ -50,16 +51,20 @@ class FinetuneTask:
     saved_module = "model"  # the submodule of `module` that becomes the output model directory
 
     def __init__(self, cfg, model: nn.Module, tokenizer, data: TaskData, collator: VLCollator,
-                 lineage: dict[str, Any]) -> None:  # fmt: skip
+                 lineage: dict[str, Any], miner: NegativeMiner | None = None) -> None:  # fmt: skip
         self.cfg, self.tokenizer, self.data, self.collator, self.lineage = cfg, tokenizer, data, collator, lineage
         self.module = TaskModule(model)
+        self.miner = miner  # a dual encoder choosing the cross-encoder's ranking negatives (ALBEF)
         self.metric_name = validation.METRICS[cfg.task]
 
     def train_dataset(self) -> SampleList:
         return SampleList(self.data.train)
 
     def collate(self, samples) -> TrainBatch:
-        return self.collator(samples)
+        batch = self.collator(samples)
+        if self.miner is not None:
+            batch.targets["negative_weights"] = self.miner.weights(samples)  # (B, B)
+        return batch
 
     def after_step(self) -> None:
         pass

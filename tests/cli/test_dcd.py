@@ -133,18 +133,23 @@ def test_the_collapse_warning_only_for_a_dual_preset_without_the_task_loss(tmp_p
     assert dual_from_scratch_warning("cross", "demo-student", {"dcd": 1.0}) is None
 
 
-def test_dcd_resume_is_exact(demo_data, demo_regions, itm_teacher, tmp_path):
-    """The pools are drawn from numpy's global generator, which checkpoints restore: 2 + 2 steps == 4 steps."""
-    full = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "full", "--max-steps", 4, "--save-every", 2)
+@pytest.mark.parametrize("source", ["random", "student"])
+def test_dcd_resume_is_exact(demo_data, demo_regions, itm_teacher, tmp_path, source):
+    """The pools are drawn from numpy's global generator, which checkpoints restore, and the student's candidate
+    table (re-ranked at steps 3 and 4 here) is a buffer the checkpoints keep: 2 + 2 steps == 4 steps."""
+    pools = ["--dcd-pool-source", source, "--dcd-pool-refresh", 3, "--loss", "dcd=1", "--loss", "task=1"]
+    full = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "full", "--max-steps", 4, "--save-every", 2, *pools,
+                arch="dual")  # fmt: skip
     assert full.exit_code == 0, full.output
-    first = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "part", "--max-steps", 4, "--save-every", 2)
+    first = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "part", "--max-steps", 4, "--save-every", 2, *pools,
+                 arch="dual")  # fmt: skip
     assert first.exit_code == 0, first.output
     import shutil
 
     shutil.rmtree(tmp_path / "part" / "checkpoints" / "step-00000004")
     (tmp_path / "part" / "model.safetensors").unlink()
     resumed = _dcd(demo_data, demo_regions, itm_teacher, tmp_path / "part", "--max-steps", 4, "--save-every", 2,
-                   "--resume")  # fmt: skip
+                   "--resume", *pools, arch="dual")  # fmt: skip
     assert resumed.exit_code == 0, resumed.output
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -241,3 +246,47 @@ def test_a_cross_encoder_with_negatives_mined_by_a_dual_encoder(demo_data, demo_
     refused = invoke([*args[:-1], itm_teacher, "--itm-negatives", 3, "--out", tmp_path / "by-cross"])
     assert_refused(refused, 3, "dual-encoder")
     assert not (tmp_path / "binary").exists() and not (tmp_path / "by-cross").exists()
+
+
+def test_pools_from_a_fixed_dual_retriever_and_the_refusals(demo_data, demo_regions, itm_teacher, tmp_path):
+    from tests.conftest import assert_refused
+
+    retriever = train_tiny(demo_data, demo_regions, tmp_path / "dual", "retrieval", "--arch", "dual")
+    fixed = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "s", "tiny", "--dcd-pool-source",
+                             retriever, "--dcd-pool", 4, "--dcd-k", 2))  # fmt: skip
+    assert fixed.exit_code == 0, fixed.output
+    record = json.loads((tmp_path / "s" / "config.json").read_text())["distillation"]["pool_source"]
+    assert record["path"] == str(retriever) and record["sha256"]
+    cross_student = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "a", "tiny",
+                                     "--dcd-pool-source", "student"))  # fmt: skip
+    assert_refused(cross_student, 2, "--arch dual")
+    by_cross = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "b", "tiny", "--dcd-pool-source",
+                                itm_teacher))  # fmt: skip
+    assert_refused(by_cross, 3, "dual-encoder")
+    unknown = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "c", "tiny", "--dcd-pool-source",
+                               "hard"))  # fmt: skip
+    assert_refused(unknown, 2, "random, student")
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_retriever_candidates_are_the_top_captions_of_other_images(demo_data, demo_regions, tmp_path):
+    from vlkd_cli.artifacts.regions import Regions
+    from vlkd_cli.data.vl_datasets import Sample
+    from vlkd_cli.tasks.dcd_pools import image_rows, retriever_candidates
+    from vlkd_cli.tasks.inference import load_inference_model
+
+    model = train_tiny(demo_data, demo_regions, tmp_path / "dual", "retrieval", "--arch", "dual")
+    loaded = load_inference_model(model, Regions(demo_regions), tasks=("retrieval",), device=torch.device("cpu"))
+    captions = ["a red ball", "a blue cube", "two green balls", "a red cube", "a small ball", "a big cube"]
+    train = [Sample(n // 2, 100 + n // 2, text) for n, text in enumerate(captions)]  # 3 images, 2 captions each
+    table = retriever_candidates(loaded.model, loaded.collator, train, top=3)
+    rows = image_rows(train)
+    images, texts = loaded.model.encode_batch(loaded.collator([train[0], train[2], train[4]] * 2).vl)
+    scores = (images[:3] @ loaded.model.encode_batch(loaded.collator(train).vl)[1].T).detach()  # (3, 6)
+    for image_id, row in rows.items():
+        own = [n for n, s in enumerate(train) if s.image_id == image_id]
+        assert not set(table[row].tolist()) & set(own) and len(set(table[row].tolist())) == 3
+        others = [n for n in range(6) if n not in own]
+        best = sorted(others, key=lambda n: -float(scores[row, n]))[:3]
+        assert set(table[row].tolist()) == set(best)
+    del texts

@@ -33,6 +33,7 @@ from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.training_configs import DistillConfig
 from vlkd_cli.tasks import validation
 from vlkd_cli.tasks.dcd import DCDModule, DCDTask
+from vlkd_cli.tasks.dcd_pools import RANDOM, STUDENT, initial_candidates, load_retriever
 from vlkd_cli.tasks.student import build_student, check_distillation_features, distill_lineage
 from vlkd_cli.train.loop import prepare_out_dir, train
 
@@ -56,6 +57,14 @@ def check_dcd_inputs(cfg: DistillConfig, teacher_config: dict, teacher_regions: 
         raise InputError(f"the DCD teacher must be a retrieval cross-encoder (ITM head), this is a "
                          f"{teacher_config.get('task')} {teacher_config.get('arch', 'cross')} model", cfg.teacher)  # fmt: skip
     check_reads_features(teacher_config, teacher_regions, "teacher", cfg.teacher)
+    if cfg.dcd_pool_source == STUDENT and cfg.arch != "dual":
+        raise UsageError("--dcd-pool-source student re-ranks with a dual student: give --arch dual, or a dual model "
+                         "directory as the source")  # fmt: skip
+    if cfg.dcd_pool_source not in (RANDOM, STUDENT) and not Path(cfg.dcd_pool_source).is_dir():
+        raise UsageError(f"--dcd-pool-source is random, student or a dual-encoder model directory, got "
+                         f"{cfg.dcd_pool_source!r}")  # fmt: skip
+    if cfg.dcd_pool_refresh < 1:
+        raise UsageError(f"--dcd-pool-refresh must be >= 1, got {cfg.dcd_pool_refresh}")
 
 
 def run(cfg: DistillConfig) -> dict[str, Any]:
@@ -74,17 +83,23 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     teacher = model_from_config(teacher_config)
     teacher.load_state_dict(teacher_weights)
     check_distillation_features(data, regions, teacher_regions)
+    retriever = load_retriever(cfg.dcd_pool_source, regions, device)
     prepare_out_dir(cfg.out, cfg.train)
     student, tokenizer = build_student(cfg, teacher_config, load_tokenizer(cfg.teacher), regions, teacher)
-    module = DCDModule(student, teacher.to(device), weights=cfg.losses, k=cfg.dcd_k, alpha=cfg.dcd_alpha,
-                       temperature=cfg.dcd_temperature, reproduce_released=cfg.dcd_released)  # fmt: skip
     student_collator = VLCollator(regions, tokenizer, features="student", batch_kwargs=student.batch_kwargs(),
                                   use_tags=cfg.use_tags)  # fmt: skip
+    candidates = initial_candidates(cfg.dcd_pool_source, cfg.dcd_pool, data.train, retriever,
+                                    (student.to(device), student_collator))  # fmt: skip
+    module = DCDModule(student, teacher.to(device), weights=cfg.losses, k=cfg.dcd_k, alpha=cfg.dcd_alpha,
+                       temperature=cfg.dcd_temperature, reproduce_released=cfg.dcd_released,
+                       candidates=candidates)  # fmt: skip
     teacher_collator = VLCollator(teacher_regions or regions, tokenizer, features="teacher",
                                   batch_kwargs=teacher.batch_kwargs(), use_tags=cfg.use_tags)  # fmt: skip
     distillation = {"method": "dcd", "losses": cfg.losses, "pool": cfg.dcd_pool, "k": cfg.dcd_k,
                     "alpha": cfg.dcd_alpha, "temperature": cfg.dcd_temperature,
-                    "reproduce_released": cfg.dcd_released, "teacher_regions": str(cfg.teacher_regions or cfg.regions)}  # fmt: skip
+                    "reproduce_released": cfg.dcd_released, "teacher_regions": str(cfg.teacher_regions or cfg.regions),
+                    "pool_source": retriever.record if retriever is not None else cfg.dcd_pool_source,
+                    "pool_refresh": cfg.dcd_pool_refresh if cfg.dcd_pool_source == STUDENT else None}  # fmt: skip
     lineage = distill_lineage(cfg, regions, data, distillation)
     task = DCDTask(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
     run_config = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k != "train"}, default=str))

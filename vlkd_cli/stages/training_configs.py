@@ -68,3 +68,5 @@ class DistillConfig(TrainingCommandConfig):
     dcd_alpha: float = 0.2
     dcd_temperature: float = 1.0
     dcd_released: bool = False
+    dcd_pool_source: str = "random"  # random (released), student (a dual student re-ranking), or a dual model dir
+    dcd_pool_refresh: int = 50  # steps between the student's re-rankings (--dcd-pool-source student)

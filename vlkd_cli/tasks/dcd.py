@@ -28,6 +28,7 @@ from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator
 from vlkd_cli.losses.dcd import DCDLoss
 from vlkd_cli.structures.vl_batch import VLBatch, select_rows
+from vlkd_cli.tasks.dcd_pools import STUDENT, candidates_per_pool, draw_from_candidates, image_rows, retriever_candidates
 from vlkd_cli.tasks.distillvlm import DistillTask
 
 
@@ -59,8 +60,12 @@ class DCDModule(nn.Module):
     """forward(DCDBatch) → {"loss", "dcd_loss", "dcd_kd", "dcd_hard", ["task_loss"]}."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, *, weights: dict[str, float], k: int = 8,
-                 alpha: float = 0.2, temperature: float = 1.0, reproduce_released: bool = False) -> None:  # fmt: skip
+                 alpha: float = 0.2, temperature: float = 1.0, reproduce_released: bool = False,
+                 candidates: Tensor | None = None) -> None:  # fmt: skip
         super().__init__()
+        if candidates is not None:  # a retriever's candidate table (tasks/dcd_pools.py): checkpoints keep it
+            self.register_buffer("pool_candidates", candidates)
+            self.register_buffer("steps_done", torch.zeros((), dtype=torch.int64))
         self.student = student
         self._teacher = [teacher.eval().requires_grad_(False)]  # a list: hidden from state_dict, DDP and optimizer
         self.weights = {name: float(w) for name, w in weights.items() if float(w) != 0.0}
@@ -132,13 +137,15 @@ class DCDTask(DistillTask):
         super().__init__(cfg, module, tokenizer, data, student_collator, teacher_collator, teacher_regions, lineage)
         self.pool_size = cfg.dcd_pool
         self.train_image_ids = np.asarray([s.image_id for s in data.train], dtype=np.int64)
+        self.rows = image_rows(data.train)
+        self.refresh_every = cfg.dcd_pool_refresh if cfg.dcd_pool_source == STUDENT else 0
 
     def collate(self, samples: list[Sample]) -> DCDBatch:
         positives = self.collator(samples)
         pool: list[Sample] = []
         for sample in samples:
             pool.append(sample)  # column 0: the positive
-            for j in draw_negatives(self.train_image_ids, sample.image_id, self.pool_size - 1):
+            for j in self._negatives(sample.image_id):
                 pool.append(Sample(sample.image_index, sample.image_id, self.data.train[j].text))
         teacher_pool = pool
         if self.teacher_regions is not None:
@@ -147,5 +154,18 @@ class DCDTask(DistillTask):
         return DCDBatch(positives.vl, positives.targets, self.collator(pool).vl, self.teacher_collator(teacher_pool).vl,
                         self.pool_size)  # fmt: skip
 
+    def _negatives(self, image_id: int) -> np.ndarray:
+        """P − 1 training-caption indices: from the retriever's candidates of the image, else at random."""
+        if hasattr(self.module, "pool_candidates"):
+            return draw_from_candidates(self.module.pool_candidates, self.rows[image_id], self.pool_size - 1)
+        return draw_negatives(self.train_image_ids, image_id, self.pool_size - 1)
+
     def after_step(self) -> None:
-        pass
+        """With `--dcd-pool-source student`: re-rank the candidates with the student every `refresh_every` steps."""
+        if not self.refresh_every:
+            return
+        self.module.steps_done += 1
+        if int(self.module.steps_done) % self.refresh_every == 0:
+            table = retriever_candidates(self.module.student, self.collator, self.data.train,
+                                         candidates_per_pool(self.pool_size))  # fmt: skip
+            self.module.pool_candidates.copy_(table)

@@ -11,6 +11,7 @@ A checkpoint directory appears atomically; the newest complete one is what `--re
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -79,6 +80,7 @@ def load_checkpoint(path: Path, module: nn.Module, optimizer: torch.optim.Optimi
     try:
         module.load_state_dict(model_state, strict=True)
         optimizer.load_state_dict(_optimizer_state_dict(tensors, payload["optimizer"]))
+        _restore_scalar_shapes(optimizer)
     except (RuntimeError, KeyError, ValueError) as err:
         raise InputError(f"checkpoint does not fit this model/run: {str(err).splitlines()[0]}", path) from err
     restore_rng({k: v for k, v in tensors.items() if k.startswith("rng.")}, payload["rng"])
@@ -95,6 +97,18 @@ def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.
             else:
                 scalars[f"{index}.{name}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _restore_scalar_shapes(optimizer: torch.optim.Optimizer) -> None:
+    """safetensors stores a 0-d tensor as shape (1,): give the state of a 0-d parameter (a dual encoder's
+    `logit_scale`) its parameter's shape again, and every `step` its 0-d shape (AdamW's own)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for name, value in state.items():
+                target = () if name == "step" else param.shape
+                if torch.is_tensor(value) and value.shape != target and value.numel() == math.prod(target):
+                    state[name] = value.reshape(target)
 
 
 def _optimizer_state_dict(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:

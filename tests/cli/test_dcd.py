@@ -290,3 +290,19 @@ def test_retriever_candidates_are_the_top_captions_of_other_images(demo_data, de
         best = sorted(others, key=lambda n: -float(scores[row, n]))[:3]
         assert set(table[row].tolist()) == set(best)
     del texts
+
+
+def test_the_no_dcd_control_does_not_run_the_teacher():
+    """`--loss task=1` is the control: the student's own objective only, so the teacher is never asked."""
+    from vlkd_cli.tasks.dcd import DCDBatch
+
+    tokenizer, teacher, student = _tiny_pair("dual")
+
+    def refuse(*_):
+        raise AssertionError("the teacher ran")
+
+    teacher.itm_scores = refuse
+    module = DCDModule(student, teacher, weights={"task": 1.0, "dcd": 0.0}, k=3).train()
+    vl = _pool_batch(tokenizer, student, b=4, pool=1)
+    out = module(DCDBatch(vl, {"image_ids": torch.arange(4)}, vl, vl, pool_size=1))
+    assert set(out) == {"loss", "task_loss"} and out["loss"].requires_grad

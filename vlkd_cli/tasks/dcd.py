@@ -84,6 +84,9 @@ class DCDModule(nn.Module):
         return self
 
     def forward(self, batch: DCDBatch) -> dict[str, Tensor]:
+        if "dcd" not in self.weights:  # the no-DCD control (--loss task=1): the teacher is not run
+            task = self.student.forward_loss(*self.student.prepare(batch.vl, batch.targets))["loss"]
+            return {"loss": self.weights.get("task", 0.0) * task, "task_loss": task}
         pool = batch.pool_size
         with torch.no_grad():
             t_pool = self.teacher.itm_scores(batch.teacher_pool).float().view(-1, pool)  # (B, P)
@@ -138,10 +141,13 @@ class DCDTask(DistillTask):
         self.pool_size = cfg.dcd_pool
         self.train_image_ids = np.asarray([s.image_id for s in data.train], dtype=np.int64)
         self.rows = image_rows(data.train)
-        self.refresh_every = cfg.dcd_pool_refresh if cfg.dcd_pool_source == STUDENT else 0
+        mines = cfg.dcd_pool_source == STUDENT and "dcd" in module.weights
+        self.refresh_every = cfg.dcd_pool_refresh if mines else 0
 
     def collate(self, samples: list[Sample]) -> DCDBatch:
         positives = self.collator(samples)
+        if "dcd" not in self.module.weights:  # the no-DCD control: no pools to build (the teacher is not run)
+            return DCDBatch(positives.vl, positives.targets, positives.vl, positives.vl, 1)
         pool: list[Sample] = []
         for sample in samples:
             pool.append(sample)  # column 0: the positive

@@ -306,3 +306,23 @@ def test_the_no_dcd_control_does_not_run_the_teacher():
     vl = _pool_batch(tokenizer, student, b=4, pool=1)
     out = module(DCDBatch(vl, {"image_ids": torch.arange(4)}, vl, vl, pool_size=1))
     assert set(out) == {"loss", "task_loss"} and out["loss"].requires_grad
+
+
+def test_the_released_setting_student_reads_the_teachers_features(demo_data, demo_regions, itm_teacher, tmp_path):
+    """--student-features teacher: the student sees the teacher's image features, so from the teacher's layers it
+    takes everything but the ITM head's fit (here: all of it); evaluation reads the same side."""
+    from tests.conftest import assert_refused
+
+    out = tmp_path / "s"
+    result = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, out, "tiny", "--init-from-teacher", "0,1",
+                              "--student-features", "teacher", "--loss", "dcd=1", "--loss", "task=1"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["features"] == "teacher" and config["initialized_from_teacher"]["kept_initialisation"] == []
+    evaluated = invoke(["eval-retrieval", "--model", out, "--regions", demo_regions, "--annotations",
+                        demo_data / "karpathy.json", "--split", "val", "--device", "cpu", "--out", tmp_path / "e"])  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    distillvlm = invoke(["distill", "--task", "caption", "--teacher", itm_teacher, "--student", "tiny",
+                         "--student-features", "teacher", "--regions", demo_regions, "--annotations",
+                         demo_data / "karpathy.json", "--device", "cpu", "--out", tmp_path / "c"])  # fmt: skip
+    assert_refused(distillvlm, 2, "--student-features teacher")

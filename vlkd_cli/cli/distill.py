@@ -44,6 +44,7 @@ def distill_cmd(
     dcd_alpha: Annotated[float, typer.Option(help="DCD: α, the share of the KD term (released: 0.2).")] = K.dcd_alpha,
     dcd_temperature: Annotated[float, typer.Option(help="DCD: temperature T (released: 1).")] = K.dcd_temperature,
     dcd_released: Annotated[bool, typer.Option(help="DCD: reproduce the released code (teacher's sorted top-K columns, scalar-MSE KD) for comparison.")] = K.dcd_released,
+    student_features: Annotated[str, typer.Option(help="DCD: the features the student reads: student, or teacher (the released setting: teacher and student see the same image features; DCD compresses the transformer).")] = K.student_features,
     dcd_pool_source: Annotated[str, typer.Option(help="DCD: where the pool's captions come from: random (released), student (the dual student's own top candidates, re-ranked as it learns) or a dual-encoder model dir (its top candidates, fixed).")] = K.dcd_pool_source,
     dcd_pool_refresh: Annotated[int, typer.Option(help="DCD with --dcd-pool-source student: steps between re-rankings.")] = K.dcd_pool_refresh,
     layers: Annotated[str, typer.Option(help="Distilled student layers: all, last or i,j,... (uniform map onto the teacher's).")] = K.layers,

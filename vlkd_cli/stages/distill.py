@@ -61,6 +61,9 @@ def check_alignment(cfg: DistillConfig, teacher_config: dict, regions: Regions, 
 def run(cfg: DistillConfig) -> dict[str, Any]:
     if cfg.method != "distillvlm":
         raise UsageError(f"--method {cfg.method} is not this stage's: `vlkd distill` runs stages.dcd for --method dcd")
+    if cfg.student_features != "student":
+        raise UsageError("a DistillVLM student reads the student features (its detector's boxes and backbone): "
+                         "--student-features teacher is for --method dcd")  # fmt: skip
     if cfg.arch != "cross":
         raise UsageError("--arch dual is for --method dcd (retrieval); DistillVLM distils cross-encoders")
     if cfg.task not in ("caption", "vqa", "pretrain"):

@@ -54,6 +54,7 @@ class DistillConfig(TrainingCommandConfig):
     teacher: Path
     student: str
     init_from_teacher: str | None = None  # teacher layers the (preset, teacher-width) student starts from
+    student_features: str = "student"  # dcd: teacher = the released setting (both read the same image features)
     method: str = "distillvlm"
     losses: dict[str, float] = field(default_factory=lambda: default_weights("distillvlm"))
     layers: str = "all"

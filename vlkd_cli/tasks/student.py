@@ -27,7 +27,8 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
     student's task term ranks like its teacher); a directory must already share the tokenizer and layout. With
     `cfg.init_from_teacher`, the preset student (of the teacher's width) starts from the teacher's layers."""
     layout = teacher_config["layout"]
-    common = {"task": cfg.task, "arch": cfg.arch, "region_feature_dim": regions.student_dim,
+    dim = regions.teacher_dim if student_side(cfg) == "teacher" else regions.student_dim
+    common = {"task": cfg.task, "arch": cfg.arch, "region_feature_dim": dim,
               "answers": teacher_config.get("answers"), "itm_negatives": int(teacher_config.get("itm_negatives") or 0),
               "max_text_len": layout["max_text_len"], "max_tag_len": layout["max_tag_len"],
               "max_regions": layout["max_regions"]}  # fmt: skip
@@ -58,12 +59,19 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
     return create_vl_model(hf_dir=path, **common), tokenizer
 
 
+def student_side(cfg) -> str:
+    """The side of the regions the student reads: student features, or (DCD's released setting, where teacher and
+    student see the same image features) the teacher's."""
+    return getattr(cfg, "student_features", "student")
+
+
 def distill_lineage(cfg, regions: Regions, data: TaskData, distillation: dict[str, Any]) -> dict[str, Any]:
     """The student's config.json lineage: its features, the teacher it was distilled from, and how."""
+    side = student_side(cfg)
     return {
-        "features": "student",
-        "feature_backbone": regions.metadata.get("vlkd.student_backbone"),
-        "feature_backbone_sha256": regions.metadata.get("vlkd.student_backbone_sha256"),
+        "features": side,
+        "feature_backbone": regions.metadata.get(f"vlkd.{side}_backbone"),
+        "feature_backbone_sha256": regions.metadata.get(f"vlkd.{side}_backbone_sha256"),
         "regions_boxes_sha256": regions.key_for(s.image_index for s in data.train),
         "initialized_from": f"preset:{cfg.student}" if cfg.student in list_presets() else str(cfg.student),
         "use_tags": cfg.use_tags,
@@ -75,10 +83,12 @@ def distill_lineage(cfg, regions: Regions, data: TaskData, distillation: dict[st
     }
 
 
-def check_distillation_features(data: TaskData, regions: Regions, teacher_regions: Regions | None) -> None:
-    """Every feature row the run will read is finite: the student's of the training and validation images, the
-    teacher's of the training images (in its own regions for the no-adaptation ablation). Exit 3 otherwise."""
-    regions.check_finite("student", (s.image_index for s in data.train + data.val))
+def check_distillation_features(data: TaskData, regions: Regions, teacher_regions: Regions | None,
+                                side: str = "student") -> None:  # fmt: skip
+    """Every feature row the run will read is finite: the student's (its `side`) of the training and validation
+    images, the teacher's of the training images (in its own regions for the no-adaptation ablation). Exit 3
+    otherwise."""
+    regions.check_finite(side, (s.image_index for s in data.train + data.val))
     if teacher_regions is None:
         regions.check_finite("teacher", (s.image_index for s in data.train))
     else:

@@ -8,12 +8,13 @@ Everything is built in --work from scratch (each step is skipped when its output
   data/                 400 generated scenes at 128 px, 100 of them the test split (make-demo-data)
   regions.safetensors   the ground-truth boxes with Lite0 (student) and Lite2 (teacher) features
   teacher-caption/      demo-teacher (4L/256H) trained to caption, 300 steps: the VL pre-training stand-in
-  retriever/            a dual encoder (demo-student), 200 steps: it mines the teacher's hard negatives and
+  retriever/            a dual encoder (demo-student), 100 steps: it mines the teacher's hard negatives and
                         draws the DCD pools of the cross students (a fixed retriever)
   teacher/              the caption teacher fine-tuned as a cross-encoder: the ranking objective over
                         --teacher-negatives captions mined by the retriever (ALBEF), --teacher-steps steps
-  seed-S/               per seed: cross student (demo-distil from teacher layers 0, 3) and dual student
-                        without and with DCD, and their evaluations
+  seed-S/               per seed: a cross student and a dual student, both demo-distil (2L/256H) from the
+                        teacher's layers 0 and 3 and reading the teacher's features (the released setting:
+                        DCD compresses the transformer), without and with DCD, and their evaluations
 
 Usage:  python bench/dcd_retrieval.py --work /tmp/dcd-bench [--seeds 0,1,2] [--steps 100]
 """
@@ -60,7 +61,7 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, Path]:
                    "--features", "teacher", "--max-steps", 300, "--batch-size", 32, *train, "--out",
                    work / "teacher-caption")  # fmt: skip
     retriever = vlkd(work / "retriever", "finetune", "--task", "retrieval", "--arch", "dual", "--model",
-                     "demo-student", "--features", "student", "--max-steps", 200, "--batch-size", 32, *train,
+                     "demo-student", "--features", "student", "--max-steps", 100, "--batch-size", 32, *train,
                      "--out", work / "retriever")  # fmt: skip
     teacher = vlkd(work / "teacher", "finetune", "--task", "retrieval", "--model", caption, "--features", "teacher",
                    "--itm-negatives", args.teacher_negatives, "--itm-miner", retriever, "--max-steps",
@@ -74,7 +75,8 @@ def students(work: Path, inputs: dict[str, Path], args: argparse.Namespace, seed
     common = ["distill", "--method", "dcd", "--task", "retrieval", "--teacher", inputs["teacher"], "--student",
               "demo-distil", "--init-from-teacher", "uniform", "--regions", inputs["regions"], "--annotations",
               inputs["data"] / "karpathy.json", "--split", "train", "--max-steps", args.steps, "--lr", "5e-4",
-              "--seed", seed, "--dcd-pool", args.pool, "--dcd-k", args.k, "--device", "cpu", "--overwrite"]  # fmt: skip
+              "--seed", seed, "--dcd-pool", args.pool, "--dcd-k", args.k, "--student-features", "teacher", "--device",
+              "cpu", "--overwrite"]  # fmt: skip
     dcd = ["--loss", "dcd=1", "--loss", "task=1"]
     cross = ["--arch", "cross", "--batch-size", 16, "--dcd-pool-source", inputs["retriever"]]
     dual = ["--arch", "dual", "--batch-size", 32, "--dcd-pool-source", "student", "--dcd-pool-refresh", 25]
@@ -115,8 +117,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps of every student")
     parser.add_argument("--pool", type=int, default=8)
     parser.add_argument("--k", type=int, default=4)
-    parser.add_argument("--teacher-steps", type=int, default=300)
-    parser.add_argument("--teacher-negatives", type=int, default=3)
+    parser.add_argument("--teacher-steps", type=int, default=150)
+    parser.add_argument("--teacher-negatives", type=int, default=7)
     args = parser.parse_args()
     work = args.work.resolve()
     inputs = prepare(work, args)

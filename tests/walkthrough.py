@@ -17,7 +17,7 @@ SMALLER: tuple[tuple[str, str], ...] = (
     (r"--image-size \d+", "--image-size 64"),
     (r"--beam-size \d+", "--beam-size 2"),
     (r"--model (oscar-base|minivlm|minilm-l6)\b", "--model tiny"),
-    (r"--student (oscar-base|minivlm|minilm-l6)\b", "--student tiny"),
+    (r"--student (oscar-base|minivlm|minilm-l6|distil-base)\b", "--student tiny"),
     (r"--max-regions \d+", "--max-regions 10"),
     (r"--gallery-images \d+", "--gallery-images 4 --max-pairs 20"),
     (r"--gallery-texts \d+", "--gallery-texts 20"),

@@ -326,3 +326,74 @@ def test_the_released_setting_student_reads_the_teachers_features(demo_data, dem
                          "--student-features", "teacher", "--regions", demo_regions, "--annotations",
                          demo_data / "karpathy.json", "--device", "cpu", "--out", tmp_path / "c"])  # fmt: skip
     assert_refused(distillvlm, 2, "--student-features teacher")
+
+
+
+@pytest.fixture(scope="module")
+def own_regions(demo_data, demo_proposals, tmp_path_factory):
+    """Regions of the training images only (other images, another order than demo_regions) and a dual encoder
+    trained on them: a retriever with regions of its own."""
+    from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE
+
+    out = tmp_path_factory.mktemp("own")
+    regions = out / "train-regions.safetensors"
+    result = invoke(["extract-regions", "--images", demo_data / "images", "--annotations", demo_data / "karpathy.json",
+                     "--split", "train", "--proposals", demo_proposals, "--student-backbone", TINY_BACKBONE,
+                     "--teacher-backbone", TINY_TEACHER_BACKBONE, "--image-size", 64, "--device", "cpu", "--out",
+                     regions])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return regions, train_tiny(demo_data, regions, out / "dual", "retrieval", "--arch", "dual")
+
+
+def _samples_by_id(demo_regions, regions):
+    """The same five training captions indexed in demo_regions and in `regions` (the orders differ)."""
+    from vlkd_cli.artifacts.regions import Regions
+    from vlkd_cli.data.vl_datasets import Sample
+
+    theirs, mine = Regions(demo_regions), Regions(regions)
+    ids = [int(i) for i in mine.image_ids][:5]
+    assert [theirs.index_of(i) for i in ids] != [mine.index_of(i) for i in ids]  # the lookup is exercised
+    return ([Sample(theirs.index_of(i), i, f"caption {i}") for i in ids],
+            [Sample(mine.index_of(i), i, f"caption {i}") for i in ids], mine)  # fmt: skip
+
+
+def test_a_miner_reads_its_own_regions_by_image_id(demo_data, demo_regions, own_regions, tmp_path):
+    """A teacher on one regions artifact, mined by a dual encoder trained on another: --itm-miner-regions looks
+    each sample up there by image id."""
+    import torch
+
+    from tests.conftest import assert_refused
+    from vlkd_cli.tasks.negative_miner import NegativeMiner
+
+    regions, miner = own_regions
+    as_given, as_its_own, mine = _samples_by_id(demo_regions, regions)
+    cpu = torch.device("cpu")
+    expected = NegativeMiner(miner, mine, cpu).weights(as_its_own)
+    assert torch.equal(NegativeMiner(miner, mine, cpu, own_regions=True).weights(as_given), expected)
+
+    args = ["finetune", "--task", "retrieval", "--model", "tiny", "--features", "teacher", "--regions", demo_regions,
+            "--annotations", demo_data / "karpathy.json", "--split", "train", "--batch-size", 6, "--max-steps", 1,
+            "--device", "cpu", "--itm-negatives", 3, "--itm-miner-regions", regions]  # fmt: skip
+    result = invoke([*args, "--itm-miner", miner, "--out", tmp_path / "cross"])
+    assert result.exit_code == 0, result.output
+    assert_refused(invoke([*args, "--out", tmp_path / "no-miner"]), 2, "--itm-miner")
+
+
+def test_a_pool_retriever_reads_its_own_regions_by_image_id(demo_data, demo_regions, own_regions, itm_teacher,
+                                                            tmp_path):  # fmt: skip
+    from tests.conftest import assert_refused
+    from vlkd_cli.tasks.dcd_pools import retriever_candidates
+    from vlkd_cli.tasks.inference import load_inference_model
+
+    regions, retriever = own_regions
+    as_given, as_its_own, mine = _samples_by_id(demo_regions, regions)
+    loaded = load_inference_model(retriever, mine, tasks=("retrieval",), device=torch.device("cpu"))
+    expected = retriever_candidates(loaded.model, loaded.collator, as_its_own, 3)
+    assert torch.equal(retriever_candidates(loaded.model, loaded.collator, as_given, 3, regions=mine), expected)
+
+    pools = ["--dcd-pool-regions", regions, "--dcd-pool", 4, "--dcd-k", 2]
+    fixed = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "s", "tiny", "--dcd-pool-source",
+                             retriever, *pools))  # fmt: skip
+    assert fixed.exit_code == 0, fixed.output
+    released = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "r", "tiny", *pools))
+    assert_refused(released, 2, "--dcd-pool-source")

@@ -46,6 +46,7 @@ def distill_cmd(
     dcd_released: Annotated[bool, typer.Option(help="DCD: reproduce the released code (teacher's sorted top-K columns, scalar-MSE KD) for comparison.")] = K.dcd_released,
     student_features: Annotated[str, typer.Option(help="DCD: the features the student reads: student, or teacher (the released setting: teacher and student see the same image features; DCD compresses the transformer).")] = K.student_features,
     dcd_pool_source: Annotated[str, typer.Option(help="DCD: where the pool's captions come from: random (released), student (the dual student's own top candidates, re-ranked as it learns) or a dual-encoder model dir (its top candidates, fixed).")] = K.dcd_pool_source,
+    dcd_pool_regions: Annotated[list[Path] | None, typer.Option(help="DCD with --dcd-pool-source DIR: the regions that retriever reads (its own boxes and features); default: --regions. Repeat for several.", callback=check_regions)] = None,
     dcd_pool_refresh: Annotated[int, typer.Option(help="DCD with --dcd-pool-source student: steps between re-rankings.")] = K.dcd_pool_refresh,
     layers: Annotated[str, typer.Option(help="Distilled student layers: all, last or i,j,... (uniform map onto the teacher's).")] = K.layers,
     temperature: Annotated[float, typer.Option(help="Logit KD temperature.")] = K.temperature,
@@ -65,6 +66,7 @@ def distill_cmd(
 
     losses = parse_loss_weights(values.pop("loss"), method)
     cfg = config_from_options(K, {**values, "losses": losses, "regions": regions_value(values["regions"]),
+                                  "dcd_pool_regions": regions_value(values["dcd_pool_regions"]),
                                   "options": recorded}, ignore=["config"])  # fmt: skip
     if method == "dcd":
         from vlkd_cli.stages.dcd import dual_from_scratch_warning, run

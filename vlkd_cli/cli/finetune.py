@@ -39,6 +39,7 @@ def finetune_cmd(
     arch: Annotated[str, typer.Option(help="cross (single-stream) or dual (two towers; retrieval only).")] = F.arch,
     init_from_teacher: Annotated[str | None, typer.Option(help=T.INIT_FROM_TEACHER_HELP + " --model is then the teacher (a vlkd model dir); the new model has its width and these layers (uniform: half its depth).")] = F.init_from_teacher,
     itm_miner: Annotated[Path | None, typer.Option(help="Retrieval cross-encoder with --itm-negatives K: a dual-encoder model dir whose in-batch similarities draw the K negatives (ALBEF's hard negatives; softmax-weighted, other images only).", exists=True, file_okay=False)] = F.itm_miner,
+    itm_miner_regions: Annotated[list[Path] | None, typer.Option(help="The regions the --itm-miner reads (its own boxes and features, e.g. the student's); default: --regions. Repeat for several.", callback=check_regions)] = None,
     itm_negatives: Annotated[int, typer.Option(help="Retrieval cross-encoder: 0 = Oscar's binary ITM; K = rank each image's caption against K captions of other images (ViLT/METER irtr, softmax).")] = F.itm_negatives,
     max_text_len: T.MaxTextLen = F.max_text_len, max_tag_len: T.MaxTagLen = F.max_tag_len,
     max_regions: T.MaxRegions = F.max_regions, use_tags: T.UseTags = F.use_tags,
@@ -72,7 +73,9 @@ def adapt_teacher_cmd(
 def _run(values: dict[str, Any], recorded: dict[str, Any], *, adapt: bool) -> None:
     from vlkd_cli.stages.finetune import run
 
+    miner_regions = regions_value(values.get("itm_miner_regions"))
     cfg = config_from_options(F, {**values, "regions": regions_value(values["regions"]), "adapt": adapt,
+                                  "itm_miner_regions": miner_regions,
                                   "options": recorded}, ignore=["config"])  # fmt: skip
     summary = run(cfg, command="adapt-teacher" if adapt else "finetune")
     typer.echo(json.dumps(summary, indent=2))

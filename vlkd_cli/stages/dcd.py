@@ -63,6 +63,8 @@ def check_dcd_inputs(cfg: DistillConfig, teacher_config: dict, teacher_regions: 
     if cfg.dcd_pool_source not in (RANDOM, STUDENT) and not Path(cfg.dcd_pool_source).is_dir():
         raise UsageError(f"--dcd-pool-source is random, student or a dual-encoder model directory, got "
                          f"{cfg.dcd_pool_source!r}")  # fmt: skip
+    if cfg.dcd_pool_regions is not None and cfg.dcd_pool_source in (RANDOM, STUDENT):
+        raise UsageError("--dcd-pool-regions names the regions of a --dcd-pool-source model directory")
     if cfg.student_features not in ("student", "teacher"):
         raise UsageError(f"--student-features is student or teacher, got {cfg.student_features!r}")
     if cfg.dcd_pool_refresh < 1:
@@ -85,13 +87,15 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     teacher = model_from_config(teacher_config)
     teacher.load_state_dict(teacher_weights)
     check_distillation_features(data, regions, teacher_regions, cfg.student_features)
-    retriever = load_retriever(cfg.dcd_pool_source, regions, device)
+    pool_regions = Regions(cfg.dcd_pool_regions) if cfg.dcd_pool_regions is not None else None
+    retriever = load_retriever(cfg.dcd_pool_source, pool_regions or regions, device)
     prepare_out_dir(cfg.out, cfg.train)
     student, tokenizer = build_student(cfg, teacher_config, load_tokenizer(cfg.teacher), regions, teacher)
     student_collator = VLCollator(regions, tokenizer, features=cfg.student_features,
                                   batch_kwargs=student.batch_kwargs(), use_tags=cfg.use_tags)  # fmt: skip
-    candidates = initial_candidates(cfg.dcd_pool_source, cfg.dcd_pool, data.train, retriever,
-                                    (student.to(device), student_collator))  # fmt: skip
+    source = cfg.dcd_pool_source if cfg.losses.get("dcd") else RANDOM  # the no-DCD control draws no pools
+    candidates = initial_candidates(source, cfg.dcd_pool, data.train, retriever,
+                                    (student.to(device), student_collator), pool_regions)  # fmt: skip
     module = DCDModule(student, teacher.to(device), weights=cfg.losses, k=cfg.dcd_k, alpha=cfg.dcd_alpha,
                        temperature=cfg.dcd_temperature, reproduce_released=cfg.dcd_released,
                        candidates=candidates)  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlkd_cli.artifacts.feature_checks import check_reads_features
 from vlkd_cli.artifacts.io import input_record
@@ -22,7 +22,7 @@ from vlkd_cli.artifacts.model_dir import read_model_config
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.task_config import DataConfig
 from vlkd_cli.data.task_data import TaskData, load_task_data
-from vlkd_cli.data.vl_datasets import VLCollator
+from vlkd_cli.data.vl_datasets import Sample, VLCollator
 from vlkd_cli.distributed import init_distributed
 from vlkd_cli.errors import UsageError
 from vlkd_cli.models.tokenizer import tokenizer_fingerprint
@@ -31,6 +31,9 @@ from vlkd_cli.stages.training_configs import FinetuneConfig
 from vlkd_cli.tasks.finetune import FinetuneTask, build_model, is_model_dir
 from vlkd_cli.tasks.negative_miner import NegativeMiner
 from vlkd_cli.train.loop import prepare_out_dir, train
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _lineage(cfg: FinetuneConfig, regions: Regions, data: TaskData, source: str) -> dict[str, Any]:
@@ -73,6 +76,19 @@ def check_miner_options(cfg: FinetuneConfig) -> None:
     if cfg.itm_miner is not None and (cfg.task != "retrieval" or cfg.arch != "cross" or cfg.itm_negatives <= 0):
         raise UsageError("--itm-miner draws the ranking negatives of a cross-encoder: it needs --task retrieval, "
                          "--arch cross and --itm-negatives K > 0", cfg.itm_miner)  # fmt: skip
+    if cfg.itm_miner_regions is not None and cfg.itm_miner is None:
+        raise UsageError("--itm-miner-regions names the regions of an --itm-miner: give the miner too")
+
+
+def _miner(cfg: FinetuneConfig, regions: Regions, train: list[Sample], device: torch.device) -> NegativeMiner | None:
+    """The --itm-miner on its own regions (--itm-miner-regions) or the model's; every training image checked."""
+    if cfg.itm_miner is None:
+        return None
+    own = Regions(cfg.itm_miner_regions) if cfg.itm_miner_regions is not None else None
+    miner = NegativeMiner(cfg.itm_miner, own or regions, device, own_regions=own is not None)
+    images = sorted({own.index_of(s.image_id) for s in train}) if own is not None else (s.image_index for s in train)
+    (own or regions).check_finite(miner.loaded.side, images)
+    return miner
 
 
 def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
@@ -87,9 +103,7 @@ def run(cfg: FinetuneConfig, *, command: str = "finetune") -> dict[str, Any]:
         cfg = replace(cfg, arch=teacher_config.get("arch", "cross"))
     data = load_task_data(cfg.data, regions, source=str(cfg.data.annotations))
     regions.check_finite(cfg.features, (s.image_index for s in data.train + data.val))
-    miner = NegativeMiner(cfg.itm_miner, regions, device) if cfg.itm_miner is not None else None
-    if miner is not None:
-        regions.check_finite(miner.loaded.side, (s.image_index for s in data.train))
+    miner = _miner(cfg, regions, data.train, device)
     prepare_out_dir(cfg.out, cfg.train)  # after every input check: a refused run leaves nothing behind
     model, tokenizer, source = build_model(cfg, regions, data)
     collator = VLCollator(regions, tokenizer, features=cfg.features, batch_kwargs=model.batch_kwargs(),

@@ -44,6 +44,7 @@ class FinetuneConfig(TrainingCommandConfig):
     label_smoothing: float = 0.0
     itm_negatives: int = 0
     itm_miner: Path | None = None  # a dual encoder whose similarities draw the ranking negatives (ALBEF)
+    itm_miner_regions: Path | tuple[Path, ...] | None = None  # the miner's own regions (default: the model's)
     vocab_size: int = 4096
     init_from_teacher: str | None = None  # layers of --model (a vlkd model dir) the new, shallower model starts from
     adapt: bool = False  # adapt-teacher: record adapted_to_boxes_sha256
@@ -70,4 +71,5 @@ class DistillConfig(TrainingCommandConfig):
     dcd_temperature: float = 1.0
     dcd_released: bool = False
     dcd_pool_source: str = "random"  # random (released), student (a dual student re-ranking), or a dual model dir
+    dcd_pool_regions: Path | tuple[Path, ...] | None = None  # the fixed retriever's own regions (default: regions)
     dcd_pool_refresh: int = 50  # steps between the student's re-rankings (--dcd-pool-source student)

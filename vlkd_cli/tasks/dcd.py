@@ -5,7 +5,8 @@ Contrastive Distillation for Image-Text Retrieval", IEEE TMM 2023; released code
 Per training item (an image and its positive caption) the collator builds a pool of P captions: the positive in
 column 0 and P − 1 captions drawn uniformly from OTHER images of the training set (the released code draws from
 all captions, so a caption of the same image can become a "negative": pitfall D10 — never here; the pitfall codes
-are those of docs/methods.md, "Pitfalls"). Then, per step:
+are those of docs/methods.md, "Pitfalls"), or from a retriever's top candidates of other images
+(`tasks/dcd_pools.py`). Then, per step:
 
     t_pool = teacher(image, pool)                      (B, P)  ITM logits, eval mode, no gradient (D9)
     cols   = [0] + top_{K−1}(t_pool[:, 1:]) + 1        (B, K)  the positive first, then the hardest negatives

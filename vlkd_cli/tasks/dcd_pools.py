@@ -38,9 +38,12 @@ def candidates_per_pool(pool_size: int) -> int:
 
 @torch.no_grad()
 def retriever_candidates(model: torch.nn.Module, collator: VLCollator, train: Sequence[Sample], top: int,
-                         batch_size: int = 64) -> Tensor:  # fmt: skip
+                         batch_size: int = 64, regions: Regions | None = None) -> Tensor:  # fmt: skip
     """(I, top) int64 indices into `train`: for each training image (in order of first appearance), its `top`
-    highest-scored captions of OTHER images under the dual encoder `model` (fewer → the rest drawn at random)."""
+    highest-scored captions of OTHER images under the dual encoder `model` (fewer → the rest drawn at random).
+    `regions`: the ones `collator` reads, when they are not those of `train` (images looked up by id)."""
+    if regions is not None:
+        train = [Sample(regions.index_of(s.image_id), s.image_id, s.text) for s in train]
     caption_image = np.asarray([s.image_id for s in train], dtype=np.int64)
     rows = image_rows(train)
     index_of = {s.image_id: s.image_index for s in train}
@@ -73,13 +76,16 @@ def load_retriever(source: str, regions: Regions, device: torch.device) -> Infer
 
 
 def initial_candidates(source: str, pool_size: int, train: Sequence[Sample], retriever: InferenceModel | None,
-                       student: tuple[torch.nn.Module, VLCollator]) -> Tensor | None:  # fmt: skip
-    """The candidate table the first pools are drawn from: the fixed retriever's, the student's, or None (the
-    released random pools)."""
+                       student: tuple[torch.nn.Module, VLCollator],
+                       retriever_regions: Regions | None = None) -> Tensor | None:  # fmt: skip
+    """The candidate table the first pools are drawn from: the fixed retriever's (on `retriever_regions` when it
+    has its own), the student's, or None (the released random pools)."""
     if source == RANDOM:
         return None
-    model, collator = (retriever.model, retriever.collator) if retriever is not None else student
-    return retriever_candidates(model, collator, train, candidates_per_pool(pool_size))
+    if retriever is None:
+        return retriever_candidates(*student, train, candidates_per_pool(pool_size))
+    return retriever_candidates(retriever.model, retriever.collator, train, candidates_per_pool(pool_size),
+                                regions=retriever_regions)  # fmt: skip
 
 
 def image_rows(train: Sequence[Sample]) -> dict[int, int]:

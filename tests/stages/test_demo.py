@@ -10,7 +10,7 @@ import pytest
 
 from vlkd_cli.cli import app
 from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan, student_dir
-from vlkd_cli.demo.summary import ROW_NAMES, summary_rows
+from vlkd_cli.demo.summary import RETRIEVAL_ROWS, ROW_NAMES, comparisons, summary_rows
 from vlkd_cli.errors import RunError
 from vlkd_cli.stages.demo import run_plan
 
@@ -30,7 +30,8 @@ def test_every_step_is_a_vlkd_command_and_outputs_are_distinct(tmp_path, sizes):
             assert Path(_option(step.args, "--out")) == step.out
     produced = {tmp_path / "data"}
     for step in plan.steps:  # every model / regions / teacher a step reads was written by an earlier step
-        for flag in ("--model", "--teacher", "--regions", "--teacher-regions", "--rerank-model", "--detector"):
+        for flag in ("--model", "--teacher", "--regions", "--teacher-regions", "--rerank-model", "--detector",
+                     "--itm-miner", "--dcd-pool-source"):
             value = _option(step.args, flag)
             if value is not None and value.startswith(str(tmp_path)):
                 assert Path(value) in produced, f"{step.name}: {flag} {value} is not an earlier step's output"
@@ -50,7 +51,7 @@ def test_caption_students_share_one_configuration_and_differ_in_losses(tmp_path)
     assert len(runs) == 3 * QUICK.seeds
     for key in ("--max-steps", "--batch-size", "--lr", "--annotations", "--split", "--regions"):
         assert len({_option(s.args, key) for s in runs}) == 1, key
-    assert {_option(s.args, "--seed") for s in runs} == {"0", "1"}
+    assert {_option(s.args, "--seed") for s in runs} == {"0", "1", "2"}
     unadapted = [s for s in runs if "--teacher-regions" in s.args]
     assert len(unadapted) == QUICK.seeds and all(_option(s.args, "--teacher").endswith("teacher") for s in unadapted)
     assert any("--pretrained" in s.args for s in plan.steps)
@@ -65,39 +66,53 @@ def _losses(args: list[str]) -> set[str]:
     return {args[i + 1] for i, a in enumerate(args) if a == "--loss"}
 
 
+def _without(args: list[str], flags: tuple[str, ...]) -> list[str]:
+    """`args` without the given flags and their values."""
+    drop = {i for i, a in enumerate(args) if a in flags} | {i + 1 for i, a in enumerate(args) if a in flags}
+    return [a for i, a in enumerate(args) if i not in drop]
+
+
 @pytest.mark.parametrize("sizes", [QUICK, FULL])
-def test_dual_students_share_one_configuration_and_dcd_only_adds_its_loss(tmp_path, sizes):
+def test_retrieval_students_differ_from_their_twins_only_in_the_dcd_term(tmp_path, sizes):
     plan = build_plan(tmp_path, sizes, seed=0, pretrained=False)
-    runs = [s for s in plan.steps if s.out.parent.name == "students" and _option(s.args, "--task") == "retrieval"]
-    first = [s for s in runs if _option(s.args, "--model") == "demo-student"]
-    plain = [s for s in runs if s.args[0] == "finetune" and s not in first]
-    dcd = [s for s in runs if s.args[0] == "distill"]
-    assert len(first) == len(plain) == len(dcd) == sizes.seeds
-    for key in ("--max-steps", "--batch-size", "--lr", "--annotations", "--split", "--regions", "--arch"):
-        assert len({_option(s.args, key) for s in runs}) == 1, key
-    for stage1, p, d in zip(first, plain, dcd, strict=True):  # both second stages start from the same first stage
-        assert _option(p.args, "--model") == _option(d.args, "--student") == str(stage1.out)
-        assert _option(stage1.args, "--seed") == _option(p.args, "--seed") == _option(d.args, "--seed")
-    assert all(_losses(s.args) == set() for s in first + plain)  # finetune's own (contrastive) objective
-    assert all(_losses(s.args) == {"dcd=1", "task=1"} and _option(s.args, "--method") == "dcd" for s in dcd)
-    pools = {(_option(s.args, "--dcd-pool"), _option(s.args, "--dcd-k")) for s in dcd}
-    assert pools == {(str(sizes.dcd_pool), str(sizes.dcd_k))}
+    runs = {s.name: s for s in plan.steps if s.out.parent.name == "students" and _option(s.args, "--task") == "retrieval"}
+    assert len(runs) == 4 * sizes.seeds
+    for seed in plan.seeds:
+        for arch in ("cross", "dual"):
+            plain, dcd = runs[f"{arch} student no DCD (seed {seed})"], runs[f"{arch} student DCD (seed {seed})"]
+            assert _losses(plain.args) == {"task=1"} and _losses(dcd.args) == {"dcd=1", "task=1"}
+            assert _without(plain.args, ("--loss", "--out")) == _without(dcd.args, ("--loss", "--out"))
+            assert _option(dcd.args, "--init-from-teacher") == "uniform" and _option(dcd.args, "--arch") == arch
+            assert _option(dcd.args, "--student-features") == "teacher" and _option(dcd.args, "--seed") == str(seed)
+    for key in ("--max-steps", "--lr", "--annotations", "--split", "--regions", "--dcd-pool", "--dcd-k", "--student"):
+        assert len({_option(s.args, key) for s in runs.values()}) == 1, key
     teacher = next(s for s in plan.steps if s.out == tmp_path / "teacher-itm")
     assert _option(teacher.args, "--model") == str(tmp_path / "teacher")  # the caption teacher, fine-tuned
+    assert _option(teacher.args, "--itm-miner") == str(tmp_path / "retriever")
+    cross = [s for s in runs.values() if _option(s.args, "--arch") == "cross"]
+    assert {_option(s.args, "--dcd-pool-source") for s in cross} == {str(tmp_path / "retriever")}
+    evaluations = [s for s in plan.steps if s.args[:1] == ["eval-retrieval"]]
+    assert all(_option(s.args, "--folds") == str(sizes.folds) for s in evaluations)
+    data = next(s for s in plan.steps if s.args[:1] == ["make-demo-data"])
+    assert _option(data.args, "--test-images") == str(sizes.test_images) and sizes.test_images >= 100
 
 
 def test_summary_rows_from_the_evaluation_outputs(tmp_path):
     plan = build_plan(tmp_path, QUICK, seed=0, pretrained=False)
     ev = tmp_path / "eval"
+    keys = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
     _write_metrics(ev / "teacher", {"CIDEr": 1.5, "Bleu_4": 0.4})
     _write_metrics(ev / "teacher-adapted", {"CIDEr": 1.4, "Bleu_4": 0.38})
-    _write_metrics(ev / "teacher-itm", {k: 50.0 for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")})
+    _write_metrics(ev / "teacher-itm", {k: 50.0 for k in keys})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "priors.json").write_text(json.dumps({"caption_largest_object_cider": 1.2}))
     for n, seed in enumerate(plan.seeds):
         for name in ("student no KD", "student KD no adaptation", "student KD + adaptation"):
             _write_metrics(ev / student_dir(tmp_path, name, seed).name, {"CIDEr": 1.0 + n, "Bleu_4": 0.3})
-        for name, suffix in (("dual student no DCD", ""), ("dual student DCD", ""), ("dual student DCD", "-two-stage")):
-            recall = {k: 10.0 * (n + 1) for k in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")}
-            _write_metrics(ev / (student_dir(tmp_path, name, seed).name + suffix), recall)
+        for name in ("cross student no DCD", "cross student DCD", "dual student no DCD", "dual student DCD"):
+            gain = 5.0 if name.endswith(" DCD") and "no DCD" not in name else 0.0
+            _write_metrics(ev / student_dir(tmp_path, name, seed).name, {k: 10.0 * (n + 1) + gain for k in keys})
+        _write_metrics(ev / (student_dir(tmp_path, "dual student DCD", seed).name + "-two-stage"), {k: 48.0 for k in keys})
     (tmp_path / "latency").mkdir()
     student = student_dir(tmp_path, "student KD + adaptation", 0)
     results = [{"model": str(tmp_path / "teacher"), "batch_size": 1, "stage": "total", "median_ms": 80.0},
@@ -105,22 +120,30 @@ def test_summary_rows_from_the_evaluation_outputs(tmp_path):
                {"model": str(student), "batch_size": 1, "stage": "transformer", "median_ms": 5.0}]  # fmt: skip
     (tmp_path / "latency" / "latency.json").write_text(json.dumps({"results": results}))
     (tmp_path / "latency-retrieval").mkdir()
-    dcd = str(student_dir(tmp_path, "dual student DCD", 0))
+    cross, dual = (str(student_dir(tmp_path, f"{arch} student DCD", 0)) for arch in ("cross", "dual"))
     results = [{"model": str(tmp_path / "teacher-itm"), "stage": "total", "median_ms": 90000.0},
                {"model": str(tmp_path / "teacher-itm"), "stage": "score_pairs", "median_ms": 89000.0},
-               {"model": dcd, "stage": "total", "median_ms": 600.0},
-               {"model": dcd, "stage": "two_stage_total", "median_ms": 3000.0}]  # fmt: skip
+               {"model": cross, "stage": "total", "median_ms": 30000.0},
+               {"model": dual, "stage": "total", "median_ms": 600.0},
+               {"model": dual, "stage": "two_stage_total", "median_ms": 3000.0}]  # fmt: skip
     (tmp_path / "latency-retrieval" / "latency.json").write_text(json.dumps({"results": results}))
     rows = {row["name"]: row for row in summary_rows(plan)}
     assert tuple(rows) == ROW_NAMES
     assert rows["teacher"]["CIDEr"] == 1.5 and rows["teacher"]["i2t_r1"] == 50.0 and rows["teacher"]["latency_ms"] == 80
-    assert rows["student KD + adaptation"]["CIDEr"] == pytest.approx(1.5) and rows["student no KD"]["seeds"] == 2
+    assert rows["largest-object template"]["CIDEr"] == 1.2
+    assert rows["student KD + adaptation"]["CIDEr"] == pytest.approx(2.0) and rows["student no KD"]["seeds"] == 3
     assert rows["student no KD"]["latency_ms"] == 20.0
-    assert rows["dual student DCD"]["t2i_r1"] == pytest.approx(15.0) and rows["two-stage"]["seeds"] == 2
-    assert rows["dual student DCD"]["std"]["i2t_r1"] == pytest.approx(7.0710678, abs=1e-6)
-    gallery = {name: rows[name].get("gallery_s") for name in ("teacher", *ROW_NAMES[5:])}
-    assert gallery == {"teacher": 90.0, "dual student no DCD": 0.6, "dual student DCD": 0.6, "two-stage": 3.0}
-    assert not any("adapt" in name for name in rows if name not in ROW_NAMES)
+    assert rows["dual student DCD"]["t2i_r1"] == pytest.approx(25.0) and rows["two-stage"]["seeds"] == 3
+    assert rows["dual student DCD"]["std"]["i2t_r1"] == pytest.approx(10.0)
+    gallery = {name: rows[name].get("gallery_s") for name in RETRIEVAL_ROWS}
+    assert gallery == {"teacher": 90.0, "cross student no DCD": 30.0, "cross student DCD": 30.0,
+                       "dual student no DCD": 0.6, "dual student DCD": 0.6, "two-stage": 3.0}  # fmt: skip
+    claims = {(c["row"], c["baseline"], c["metric"]): c for c in comparisons(list(rows.values()))}
+    dcd = claims["dual student DCD", "dual student no DCD", "rsum"]
+    assert dcd["difference"] == pytest.approx(5.0) and dcd["spread"] == pytest.approx(20.0) and not dcd["exceeds_spread"]
+    template = claims["student KD + adaptation", "largest-object template", "CIDEr"]
+    assert template["difference"] == pytest.approx(0.8) and template["spread"] == pytest.approx(1.0)
+    assert not template["exceeds_spread"] and len(claims) == 6
 
 
 def test_the_runner_skips_finished_steps_and_names_a_failing_one(tmp_path):

@@ -1,10 +1,11 @@
 """The `vlkd demo` pipeline as a list of vlkd commands: generated data → student detector → regions → caption
-teacher → teacher adaptation → caption students (no KD, KD without adaptation, KD with adaptation) → retrieval
-teacher (cross-encoder) → dual students without and with DCD → evaluation on the Karpathy test split → latency.
-Full mode adds a teacher detector (the teacher's own regions), VQA and a third seed.
+teacher → teacher adaptation → caption students (no KD, KD without adaptation, KD with adaptation) → a dual-encoder
+retriever → retrieval teacher (cross-encoder, negatives mined by the retriever) → retrieval students (a cross and a
+dual encoder from the teacher's layers, each without and with DCD) → evaluation on the Karpathy test split →
+latency. Full mode adds a teacher detector (the teacher's own regions) and VQA.
 
-Every student of one task shares one configuration (steps, lr, batch, data, seeds) and differs only in its loss
-terms; each is evaluated once, after its last step (no checkpoint selection on validation data).
+Every student of one task shares one configuration (steps, lr, batch, data, seeds, initialisation) and differs only
+in its loss terms; each is evaluated once, after its last step (no checkpoint selection on validation data).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class DemoSizes:
-    """How big each part of the demo is (quick: about 20 minutes on a 2-core CPU)."""
+    """How big each part of the demo is."""
 
     images: int
     detector_epochs: int
@@ -25,27 +26,33 @@ class DemoSizes:
     adapt_steps: int
     student_steps: int
     retrieval_teacher_steps: int
-    dual_steps: int
+    retriever_steps: int  # the dual encoder that mines the teacher's negatives and the cross students' pools
+    retrieval_student_steps: int
     dcd_pool: int  # captions per image the retrieval teacher scores (the positive + pool − 1 of other images)
     dcd_k: int  # of which the student learns from the positive + the k − 1 hardest
     seeds: int
     vqa: bool
     teacher_detector: bool
+    test_images: int = 100  # the Karpathy test split (retrieval: 5 folds of test_images / 5, as COCO's 1K protocol)
+    folds: int = 5
     image_size: int = 128
     batch_size: int = 32
     lr: float = 5e-4
+    max_tag_len: int = 10  # the layout: a demo scene has at most 8 objects (tags) and the detector keeps 10
+    max_regions: int = 10
     retrieval_teacher_batch: int = 16
     retrieval_negatives: int = 7  # the retrieval teacher ranks each image's caption against this many others
+    pool_refresh: int = 25  # the dual DCD student re-ranks its own pools every this many steps
     gallery_images: int = 100  # the gallery whose ranking time is measured (full mode: the paper's 1K × 5K)
     gallery_texts: int = 500
 
 
-QUICK = DemoSizes(images=300, detector_epochs=6, teacher_steps=300, adapt_steps=100, student_steps=200,
-                  retrieval_teacher_steps=150, dual_steps=100, dcd_pool=8, dcd_k=4, seeds=2, vqa=False,
-                  teacher_detector=False)  # fmt: skip
+QUICK = DemoSizes(images=400, detector_epochs=6, teacher_steps=300, adapt_steps=100, student_steps=200,
+                  retrieval_teacher_steps=150, retriever_steps=100, retrieval_student_steps=100, dcd_pool=8,
+                  dcd_k=4, seeds=3, vqa=False, teacher_detector=False)  # fmt: skip
 FULL = DemoSizes(images=600, detector_epochs=8, teacher_steps=600, adapt_steps=150, student_steps=300,
-                 retrieval_teacher_steps=400, dual_steps=200, dcd_pool=16, dcd_k=8, seeds=3, vqa=True,
-                 teacher_detector=True, gallery_images=1000, gallery_texts=5000)  # fmt: skip
+                 retrieval_teacher_steps=400, retriever_steps=200, retrieval_student_steps=200, dcd_pool=16,
+                 dcd_k=8, seeds=3, vqa=True, teacher_detector=True, gallery_images=1000, gallery_texts=5000)  # fmt: skip
 
 CAPTION_STUDENTS = {
     "student no KD": None,
@@ -53,9 +60,16 @@ CAPTION_STUDENTS = {
     "student KD + adaptation": "adapted",
 }
 KD_LOSSES = ["--loss", "task=1", "--loss", "attention_mse=10", "--loss", "token_nce=0.5", "--loss", "logit_kd=1"]
-# The DCD student keeps the no-DCD student's in-batch contrastive loss (the DCD loss alone does not train a dual
-# encoder: docs/methods.md, "DCD training in vlkd").
+# A DCD student keeps its no-DCD twin's own objective (the DCD loss alone does not train a dual encoder:
+# docs/methods.md, "DCD training in vlkd"); the twin is the same command with the task term only.
 DCD_LOSSES = ["--loss", "dcd=1", "--loss", "task=1"]
+TASK_LOSS = ["--loss", "task=1"]
+RETRIEVAL_STUDENTS = {  # name → (arch, DCD on)
+    "cross student no DCD": ("cross", False),
+    "cross student DCD": ("cross", True),
+    "dual student no DCD": ("dual", False),
+    "dual student DCD": ("dual", True),
+}
 
 
 @dataclass
@@ -112,7 +126,7 @@ def _pretrained(plan: Plan) -> list[str]:
 def _data_and_regions(plan: Plan) -> Path:
     r, s = plan.root, plan.sizes
     data = plan.add("generate demo data", r / "data", "make-demo-data", "--out", r / "data", "--num-images", s.images,
-                    "--image-size", s.image_size, "--seed", plan.seed)  # fmt: skip
+                    "--test-images", s.test_images, "--image-size", s.image_size, "--seed", plan.seed)  # fmt: skip
     images, instances, karpathy = data / "images", data / "instances.json", data / "karpathy.json"
     plan.add("train the student detector (EfficientNet-Lite0)", r / "detector", "train-detector", "--images", images,
              "--instances", instances, "--backbone", "tf_efficientnet_lite0", *_pretrained(plan), "--image-size",
@@ -157,11 +171,16 @@ def _train_args(plan: Plan, data: Path, steps: int, seed: int, out: Path, batch_
             "--overwrite"]  # fmt: skip
 
 
+def _layout(plan: Plan) -> list:
+    """The sequence layout of a new model (a distilled preset student takes its teacher's)."""
+    return ["--max-tag-len", plan.sizes.max_tag_len, "--max-regions", plan.sizes.max_regions]
+
+
 def _caption(plan: Plan, data: Path) -> None:
     r, s = plan.root, plan.sizes
     plan.add("caption teacher (demo-teacher) on its own regions", r / "teacher", "finetune", "--task", "caption",
              "--model", "demo-teacher", "--regions", r / "regions-teacher.safetensors", "--features", "teacher",
-             *_train_args(plan, data, s.teacher_steps, plan.seed, r / "teacher"))  # fmt: skip
+             *_layout(plan), *_train_args(plan, data, s.teacher_steps, plan.seed, r / "teacher"))  # fmt: skip
     plan.add("adapt the teacher to the student's boxes", r / "teacher-adapted", "adapt-teacher", "--teacher",
              r / "teacher", "--regions", r / "regions.safetensors", "--task", "caption",
              *_train_args(plan, data, s.adapt_steps, plan.seed, r / "teacher-adapted"))  # fmt: skip
@@ -171,7 +190,7 @@ def _caption(plan: Plan, data: Path) -> None:
             common = ["--regions", r / "regions.safetensors", "--task", "caption",
                       *_train_args(plan, data, s.student_steps, seed, out)]  # fmt: skip
             if kind is None:
-                args = ["finetune", "--model", "demo-student", "--features", "student", *common]
+                args = ["finetune", "--model", "demo-student", "--features", "student", *_layout(plan), *common]
             elif kind == "adapted":
                 args = ["distill", "--teacher", r / "teacher-adapted", "--student", "demo-student", *common, *KD_LOSSES]
             else:
@@ -192,37 +211,47 @@ def student_dir(root: Path, name: str, seed: int) -> Path:
 
 
 def _retrieval(plan: Plan, data: Path) -> None:
-    """The retrieval teacher is the caption teacher fine-tuned as a cross-encoder (a VL model trained on the same
-    images and captions, as real teachers are pre-trained). Each dual student is trained in two stages: a first
-    stage with its in-batch contrastive loss, then a second stage of as many steps from that model, with the same
-    loss (no DCD) or with the same loss + the DCD loss (Rao et al.). The released DCD code starts its student
-    from the teacher's layers; a dual student trained with the DCD loss from scratch collapses (see
-    docs/methods.md, "DCD training in vlkd"), so DCD starts from the first stage."""
+    """DCD's released setting. The retrieval teacher is the caption teacher fine-tuned as a cross-encoder (a VL model
+    trained on the same images and captions, as real teachers are pre-trained), ranking each caption against
+    captions of other images that a dual-encoder retriever confuses (ALBEF's hard negatives). Every student is
+    demo-distil (the teacher's width, half its depth) initialised from the teacher's layers (useSucc) and reads the
+    teacher's features; the cross students draw their pools from the retriever's top candidates, the dual students
+    from their own (re-ranked as they learn). A DCD student and its no-DCD twin run the same command but for the
+    DCD loss term."""
     r, s = plan.root, plan.sizes
+    regions = r / "regions-teacher.safetensors"
+    retriever = r / "retriever"
+    plan.add("dual-encoder retriever: mines the teacher's negatives and the cross students' pools", retriever,
+             "finetune", "--task", "retrieval", "--arch", "dual", "--model", "demo-student", "--features", "student",
+             "--regions", regions, *_layout(plan),
+             *_train_args(plan, data, s.retriever_steps, plan.seed, retriever))  # fmt: skip
     plan.add("retrieval teacher: the caption teacher fine-tuned as a cross-encoder (each image ranks its caption "
-             f"against {s.retrieval_negatives} others)", r / "teacher-itm", "finetune", "--task", "retrieval",
-             "--model", r / "teacher", "--regions", r / "regions-teacher.safetensors", "--features", "teacher",
-             "--itm-negatives", s.retrieval_negatives,
+             f"against {s.retrieval_negatives} others, mined by the retriever)", r / "teacher-itm", "finetune",
+             "--task", "retrieval", "--model", r / "teacher", "--regions", regions, "--features", "teacher",
+             "--itm-negatives", s.retrieval_negatives, "--itm-miner", retriever,
              *_train_args(plan, data, s.retrieval_teacher_steps, plan.seed, r / "teacher-itm",
                           batch_size=s.retrieval_teacher_batch))  # fmt: skip
-    test = ["--annotations", data / "karpathy.json", "--split", "test", "--device", "cpu"]
+    test = ["--annotations", data / "karpathy.json", "--split", "test", "--folds", s.folds, "--device", "cpu"]
     plan.add("eval-retrieval teacher", r / "eval" / "teacher-itm", "eval-retrieval", "--model", r / "teacher-itm",
-             "--regions", r / "regions-teacher.safetensors", *test, "--out", r / "eval" / "teacher-itm")  # fmt: skip
+             "--regions", regions, *test, "--out", r / "eval" / "teacher-itm")  # fmt: skip
     for seed in plan.seeds:
-        first = student_dir(r, "dual student first stage", seed)
-        plain, dcd = student_dir(r, "dual student no DCD", seed), student_dir(r, "dual student DCD", seed)
-        common = ["--regions", r / "regions-teacher.safetensors", "--task", "retrieval", "--arch", "dual"]
-        plan.add(f"dual student, first stage (seed {seed})", first, "finetune", "--model", "demo-student",
-                 "--features", "student", *common, *_train_args(plan, data, s.dual_steps, seed, first))  # fmt: skip
-        plan.add(f"dual student no DCD: second stage (seed {seed})", plain, "finetune", "--model", first,
-                 "--features", "student", *common, *_train_args(plan, data, s.dual_steps, seed, plain))  # fmt: skip
-        plan.add(f"dual student DCD: second stage (seed {seed})", dcd, "distill", "--method", "dcd", "--teacher",
-                 r / "teacher-itm", "--student", first, *common, *DCD_LOSSES, "--dcd-pool", s.dcd_pool, "--dcd-k",
-                 s.dcd_k, *_train_args(plan, data, s.dual_steps, seed, dcd))  # fmt: skip
-        for model, extra in ((plain, []), (dcd, []), (dcd, ["--rerank-model", r / "teacher-itm", "--rerank-k", 16])):
+        for name, (arch, dcd) in RETRIEVAL_STUDENTS.items():
+            out = student_dir(r, name, seed)
+            pools = (["--dcd-pool-source", retriever] if arch == "cross"
+                     else ["--dcd-pool-source", "student", "--dcd-pool-refresh", s.pool_refresh])  # fmt: skip
+            batch = s.retrieval_teacher_batch if arch == "cross" else s.batch_size  # a cross pair costs P passes
+            plan.add(f"{name} (seed {seed})", out, "distill", "--method", "dcd", "--task", "retrieval", "--teacher",
+                     r / "teacher-itm", "--student", "demo-distil", "--arch", arch, "--init-from-teacher", "uniform",
+                     "--student-features", "teacher", "--regions", regions, *(DCD_LOSSES if dcd else TASK_LOSS),
+                     "--dcd-pool", s.dcd_pool, "--dcd-k", s.dcd_k,
+                     *_train_args(plan, data, s.retrieval_student_steps, seed, out, batch), *pools)  # fmt: skip
+        dcd = student_dir(r, "dual student DCD", seed)
+        evaluations = [(student_dir(r, name, seed), []) for name in RETRIEVAL_STUDENTS]
+        evaluations.append((dcd, ["--rerank-model", r / "teacher-itm", "--rerank-k", 16]))
+        for model, extra in evaluations:
             out = r / "eval" / (model.name + ("-two-stage" if extra else ""))
-            plan.add(f"eval-retrieval {out.name}", out, "eval-retrieval", "--model", model, "--regions",
-                     r / "regions-teacher.safetensors", *test, *extra, "--out", out)  # fmt: skip
+            plan.add(f"eval-retrieval {out.name}", out, "eval-retrieval", "--model", model, "--regions", regions,
+                     *test, *extra, "--out", out)  # fmt: skip
 
 
 def _vqa(plan: Plan, data: Path) -> None:
@@ -236,14 +265,15 @@ def _vqa(plan: Plan, data: Path) -> None:
         return [*vqa, *args]
 
     plan.add("VQA teacher", r / "teacher-vqa", "finetune", "--model", "demo-teacher", "--regions",
-             r / "regions-teacher.safetensors", "--features", "teacher", *train(s.teacher_steps, plan.seed,
-                                                                                r / "teacher-vqa"))  # fmt: skip
+             r / "regions-teacher.safetensors", "--features", "teacher", *_layout(plan),
+             *train(s.teacher_steps, plan.seed, r / "teacher-vqa"))  # fmt: skip
     plan.add("adapt the VQA teacher", r / "teacher-vqa-adapted", "adapt-teacher", "--teacher", r / "teacher-vqa",
              "--regions", r / "regions.safetensors", *train(s.adapt_steps, plan.seed, r / "teacher-vqa-adapted"))  # fmt: skip
     for seed in plan.seeds:
         plain, kd = student_dir(r, "vqa student no KD", seed), student_dir(r, "vqa student KD", seed)
         plan.add(f"VQA student no KD (seed {seed})", plain, "finetune", "--model", "demo-student", "--features",
-                 "student", "--regions", r / "regions.safetensors", *train(s.student_steps, seed, plain))  # fmt: skip
+                 "student", "--regions", r / "regions.safetensors", *_layout(plan),
+                 *train(s.student_steps, seed, plain))  # fmt: skip
         plan.add(f"VQA student KD + adaptation (seed {seed})", kd, "distill", "--teacher", r / "teacher-vqa-adapted",
                  "--student", "demo-student", "--regions", r / "regions.safetensors",
                  *train(s.student_steps, seed, kd), *KD_LOSSES)  # fmt: skip
@@ -264,10 +294,11 @@ def _latency(plan: Plan, data: Path) -> None:
              r / "teacher", "--model", student, "--images", data / "images", "--detector", r / "detector",
              "--batch-sizes", "1", "--warmup", 2, "--iters", 10, "--decode-length", 20, "--device", "cpu",
              "--out", r / "latency")  # fmt: skip
-    s = plan.sizes  # the dual students with and without DCD are one architecture: the DCD one is timed for both
-    plan.add(f"benchmark-latency: rank a {s.gallery_images} x {s.gallery_texts} gallery (cross-encoder timed on "
+    s = plan.sizes  # a student with and without DCD is one architecture: the DCD one is timed for both
+    plan.add(f"benchmark-latency: rank a {s.gallery_images} x {s.gallery_texts} gallery (cross-encoders timed on "
              "2,000 pairs and extrapolated; the dual student + faiss; two-stage)", r / "latency-retrieval",
              "benchmark-latency", "--task", "retrieval", "--model", r / "teacher-itm", "--model",
-             student_dir(r, "dual student DCD", plan.seed), "--images", data / "images", "--detector", r / "detector",
+             student_dir(r, "cross student DCD", plan.seed), "--model", student_dir(r, "dual student DCD", plan.seed),
+             "--images", data / "images", "--detector", r / "detector",
              "--gallery-images", s.gallery_images, "--gallery-texts", s.gallery_texts, "--max-pairs", 2000,
              "--warmup", 1, "--iters", 1, "--device", "cpu", "--out", r / "latency-retrieval")  # fmt: skip

@@ -12,7 +12,8 @@ from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.report import figures
 from vlkd_cli.report.page import Entry, index_html
 
-CAPTION_ROWS = ("teacher", "teacher adapted", "student no KD", "student KD no adaptation", "student KD + adaptation")
+CAPTION_ROWS = ("teacher", "teacher adapted", "largest-object template", "student no KD", "student KD no adaptation",
+                "student KD + adaptation")  # fmt: skip
 SECTION_ORDER = {"ablation": 0, "latency": 1, "training curves": 2}
 Drawn = tuple[str, str, str, Any]  # section, title, caption, matplotlib figure
 

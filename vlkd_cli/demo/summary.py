@@ -30,7 +30,7 @@ RETRIEVAL_ROWS = ("teacher", "cross student no DCD", "cross student DCD", "dual 
                   "two-stage")  # fmt: skip
 ROW_NAMES = (*CAPTION_ROWS, *RETRIEVAL_ROWS[1:])
 CAPTION_KEYS = ("CIDEr", "Bleu_4")
-TABLE_WIDTH = 132
+TABLE_WIDTH = 150
 RETRIEVAL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
 CLAIMS = (  # (row, baseline, metric): what the demo sets out to show
     ("student KD + adaptation", "student no KD", "CIDEr"),

@@ -11,16 +11,15 @@ from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import SeedOpt
 
 EPILOG = (
-    "Example: vlkd demo --quick --out demo-quick   (23 minutes on a 2-core CPU; without --quick the full demo adds "
-    "VQA, a teacher detector, a third seed and longer training: about 1.75 hours, estimated). Re-running continues "
-    "where an interrupted demo stopped."
+    "Example: vlkd demo --quick --out demo-quick   (about 75 minutes on a 2-core CPU; without --quick the full demo "
+    "adds VQA, a teacher detector and longer training). Re-running continues where an interrupted demo stopped."
 )
 
 
 @command_errors
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (kept: re-running skips finished steps).", file_okay=False)] = Path("demo-run"),
-    quick: Annotated[bool, typer.Option(help="The quick demo: caption ablation, DCD retrieval and latency, 2 seeds.")] = False,
+    quick: Annotated[bool, typer.Option(help="The quick demo: caption ablation, DCD retrieval and latency, 3 seeds, 100 test images.")] = False,
     seed: SeedOpt = 0,
 ) -> None:  # fmt: skip
     """Run the whole pipeline on generated data and print the ablation tables (writes DIR/summary.json)."""

@@ -49,7 +49,7 @@ def ablation_figures(summary_file: Path, where: str) -> list[Drawn]:
     """The demo's summary as grouped bars (captioning, VQA, retrieval R@1), error bars = std over seeds."""
     rows = _read_json(summary_file).get("rows", [])
     caption = [r for r in rows if r.get("name") in CAPTION_ROWS]
-    retrieval = [r for r in rows if r.get("name") not in CAPTION_ROWS]
+    retrieval = [r for r in rows if "i2t_r1" in r]  # the teacher row holds the retrieval teacher's recall too
     drawn = []
     for title, picked, keys, unit in (
         ("captioning (Karpathy test)", caption, ("CIDEr", "Bleu_4"), "score"),

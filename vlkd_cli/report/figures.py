@@ -1,5 +1,6 @@
-"""The figures of a report, drawn with matplotlib (the Agg backend: no display needed). Each function returns a
-`Figure` (or None when its input holds nothing to draw); `save` writes it as PNG."""
+"""The figures of a report, drawn with matplotlib. Each function returns a `Figure` (or None when its input holds
+nothing to draw); `save` writes it as PNG. Figures are made without pyplot: no display, no global registry that
+keeps them open."""
 
 from __future__ import annotations
 
@@ -8,11 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 DPI = 110
 COUNTS = ("images", "samples", "questions", "texts")  # validation log keys that count items, not metrics
@@ -34,7 +31,8 @@ def training_curves(name: str, entries: Sequence[dict[str, Any]]) -> Figure | No
     panels += [(metric, [metric], val) for metric in metrics]
     if not panels:
         return None
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    figure = Figure(figsize=(4.2 * len(panels), 3.2))
+    axes = figure.subplots(1, len(panels), squeeze=False)
     for ax, (title, keys, rows) in zip(axes[0], panels):
         for key in keys:
             points = [(e["step"], e[key]) for e in rows if _number(e.get(key))]
@@ -57,7 +55,8 @@ def ablation_bars(title: str, rows: Sequence[dict[str, Any]], keys: Sequence[str
     rows = [r for r in rows if any(k in r for k in keys)]
     if not rows:
         return None
-    figure, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(rows) * max(1, len(keys)) ** 0.5), 3.6))
+    figure = Figure(figsize=(max(5.0, 1.3 * len(rows) * max(1, len(keys)) ** 0.5), 3.6))
+    ax = figure.subplots()
     width = 0.8 / len(keys)
     for j, key in enumerate(keys):
         xs = [i + (j - (len(keys) - 1) / 2) * width for i in range(len(rows))]
@@ -84,7 +83,8 @@ def latency_stacks(title: str, results: Sequence[dict[str, Any]], batch_size: in
     if not models or not stages:
         return None
     median = {(r["model"], r["stage"]): r["median_ms"] for r in rows}
-    figure, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(models) + 2.5), 3.8))
+    figure = Figure(figsize=(max(4.5, 1.6 * len(models) + 2.5), 3.8))
+    ax = figure.subplots()
     bottom = [0.0] * len(models)
     for stage in stages:
         heights = [median.get((m, stage), 0.0) for m in models]
@@ -103,7 +103,6 @@ def latency_stacks(title: str, results: Sequence[dict[str, Any]], batch_size: in
 
 def save(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=DPI, format="png")
-    plt.close(figure)
 
 
 def _number(value: Any) -> bool:

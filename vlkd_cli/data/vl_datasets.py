@@ -76,6 +76,11 @@ def vqa_samples(regions: Regions, questions: Mapping[int, Any], targets: Mapping
     ]
 
 
+def reindexed(samples: Sequence[Sample], regions: Regions) -> list[Sample]:
+    """The same samples with `image_index` looked up by image id in another regions set (InputError if absent)."""
+    return [Sample(regions.index_of(s.image_id), s.image_id, s.text) for s in samples]
+
+
 def check_coverage(regions: Regions, image_ids, source: str) -> None:
     """Every image the annotations use must be in the regions artifact."""
     known = set(int(i) for i in regions.image_ids)

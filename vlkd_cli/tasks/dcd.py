@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator
+from vlkd_cli.data.vl_datasets import Sample, TrainBatch, VLCollator, reindexed
 from vlkd_cli.losses.dcd import DCDLoss
 from vlkd_cli.structures.vl_batch import VLBatch, select_rows
 from vlkd_cli.tasks.dcd_pools import STUDENT, candidates_per_pool, draw_from_candidates, image_rows, retriever_candidates
@@ -156,8 +156,7 @@ class DCDTask(DistillTask):
                 pool.append(Sample(sample.image_index, sample.image_id, self.data.train[j].text))
         teacher_pool = pool
         if self.teacher_regions is not None:
-            index = self.teacher_regions.index_of
-            teacher_pool = [Sample(index(s.image_id), s.image_id, s.text) for s in pool]
+            teacher_pool = reindexed(pool, self.teacher_regions)
         return DCDBatch(positives.vl, positives.targets, self.collator(pool).vl, self.teacher_collator(teacher_pool).vl,
                         self.pool_size)  # fmt: skip
 

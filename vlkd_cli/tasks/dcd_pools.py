@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.data.vl_datasets import Sample, VLCollator
+from vlkd_cli.data.vl_datasets import Sample, VLCollator, reindexed
 from vlkd_cli.errors import InputError
 from vlkd_cli.eval.gallery import search
 from vlkd_cli.tasks.inference import InferenceModel, load_inference_model
@@ -43,7 +43,7 @@ def retriever_candidates(model: torch.nn.Module, collator: VLCollator, train: Se
     highest-scored captions of OTHER images under the dual encoder `model` (fewer → the rest drawn at random).
     `regions`: the ones `collator` reads, when they are not those of `train` (images looked up by id)."""
     if regions is not None:
-        train = [Sample(regions.index_of(s.image_id), s.image_id, s.text) for s in train]
+        train = reindexed(train, regions)
     caption_image = np.asarray([s.image_id for s in train], dtype=np.int64)
     rows = image_rows(train)
     index_of = {s.image_id: s.image_index for s in train}

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from vlkd_cli.artifacts.regions import Regions
-from vlkd_cli.data.vl_datasets import Sample
+from vlkd_cli.data.vl_datasets import Sample, reindexed
 from vlkd_cli.errors import InputError
 from vlkd_cli.tasks.inference import load_inference_model
 
@@ -40,7 +40,7 @@ class NegativeMiner:
         """(B, B) row-softmax of the scaled image-text similarities of the batch, on the CPU."""
         model = self.loaded.model
         if self.regions is not None:
-            samples = [Sample(self.regions.index_of(s.image_id), s.image_id, s.text) for s in samples]
+            samples = reindexed(samples, self.regions)
         vl = self.loaded.collator(samples).vl.to(self.loaded.device)
         image_emb, text_emb = model.encode_batch(vl)  # (B, P) each, L2-normalised
         return torch.softmax(model.scale() * image_emb.float() @ text_emb.float().T, dim=1).cpu()

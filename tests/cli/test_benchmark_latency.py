@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, invoke, train_tiny
+from tests.conftest import TINY_BACKBONE, TINY_TEACHER_BACKBONE, assert_refused, invoke, train_tiny
 from vlkd_cli.artifacts.header import read_header
 
 STAGES = ["decode", "detector", "backbone_roi", "inputs", "transformer", "head", "total"]
@@ -105,6 +105,76 @@ def test_detector_stage_and_shared_detector_backbone(demo_data, tiny_detector, m
     (info,) = document["models"]
     assert info["backbone_weights"].startswith("the detector's backbone") and info["parameters"]["backbone"] == 0
     assert info["parameters"]["detector"] > 0
+
+
+@pytest.fixture(scope="module")
+def teacher_detector(demo_data, tmp_path_factory) -> Path:
+    """A detector on the teacher's backbone (resnet18) at 96 px: the teacher's own detector."""
+    out = tmp_path_factory.mktemp("teacher-detector") / "detector"
+    result = invoke(["train-detector", "--images", demo_data / "images", "--instances", demo_data / "instances.json",
+                     "--backbone", TINY_TEACHER_BACKBONE, "--image-size", 96, "--max-steps", 1, "--batch-size", 4,
+                     "--out", out, "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_each_model_with_its_own_detector(demo_data, tiny_detector, teacher_detector, models, tmp_path):
+    out = tmp_path / "latency"
+    teacher, student = str(models["teacher"]), str(models["student"])
+    result = _bench(demo_data, out, "--model", teacher, "--detector", teacher_detector, "--model", student,
+                    "--detector", tiny_detector, "--batch-sizes", "1", "--decode-length", 3)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "latency.json").read_text())
+    info = {m["model"]: m for m in document["models"]}
+    assert info[teacher]["detector"] == str(teacher_detector) and info[student]["detector"] == str(tiny_detector)
+    assert info[teacher]["image_size"] == 96 and info[student]["image_size"] == 64  # each its detector's size
+    for m in info.values():  # each pools its features from its own detector's backbone maps
+        assert m["backbone_weights"].startswith("the detector's backbone") and m["parameters"]["backbone"] == 0
+    assert info[teacher]["parameters"]["detector"] > info[student]["parameters"]["detector"]  # resnet18 > resnet10t
+    assert all(r["median_ms"] > 0 for r in _rows(document, stage="detector"))
+    header = read_header(out / "latency.safetensors")
+    assert json.loads(header.get("vlkd.config"))["detector"] == [str(teacher_detector), str(tiny_detector)]
+    detectors = [r for r in json.loads(header.get("vlkd.inputs")) if r["kind"] == "detector"]
+    assert [r["path"] for r in detectors] == [str(teacher_detector), str(tiny_detector)]
+
+
+def test_one_detector_serves_every_model(demo_data, tiny_detector, models, tmp_path):
+    out = tmp_path / "latency"
+    result = _bench(demo_data, out, "--model", models["teacher"], "--detector", tiny_detector, "--model",
+                    models["student"], "--batch-sizes", "1", "--decode-length", 2, "--image-size", 48)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "latency.json").read_text())
+    assert [m["detector"] for m in document["models"]] == [str(tiny_detector)] * 2
+    assert [m["image_size"] for m in document["models"]] == [48, 48]  # --image-size wins over the detector's
+    assert not document["models"][0]["backbone_weights"].startswith("the detector's")  # resnet18 lineage: its own
+
+
+@pytest.mark.parametrize(
+    ("order", "needle"),
+    [
+        (["m", "m", "d", "d"], "right after its --model"),
+        (["d", "m", "d", "m"], "right after its --model"),
+        (["m", "d", "d", "m"], "right after its --model"),
+        (["m", "d", "m", "d", "m"], "3 --model and 2 --detector"),
+    ],
+)
+def test_detectors_that_do_not_pair_are_usage_errors(order, needle, demo_data, tiny_detector, tmp_path):
+    args = [a for flag in order for a in (("--model", tmp_path) if flag == "m" else ("--detector", tiny_detector))]
+    assert_refused(_bench(demo_data, tmp_path / "out", *args), 2, needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_pair_detectors_rules():
+    from vlkd_cli.cli.benchmark_latency import pair_detectors
+    from vlkd_cli.errors import UsageError
+
+    pair_detectors(["model", "model", "detector"], 2, 1)  # one for all, wherever it stands
+    pair_detectors(["detector", "model", "model"], 2, 1)
+    pair_detectors(["model", "detector", "images", "model", "detector"], 2, 2)
+    pair_detectors(["model", "model"], 2, 2)  # the detectors came from --config: by position
+    pair_detectors(None, 3, 3)
+    with pytest.raises(UsageError, match="2 --model and 3 --detector"):
+        pair_detectors(None, 2, 3)
 
 
 def test_vqa_without_proposals_uses_a_grid(demo_data, models, tmp_path):

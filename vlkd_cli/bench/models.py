@@ -144,8 +144,9 @@ def lineage_backbone(lineage: Lineage, path: Path) -> tuple[Backbone, str]:
 def load_bench_model(arg: str, *, detector_backbone: Backbone | None, device: torch.device) -> BenchModel:
     """Load `--model arg` for inference with its lineage backbone.
 
-    With a detector whose backbone is the model's (a student reading student features), the features are pooled
-    from the detector's own maps, as extract-regions does with --detector: no second backbone is run.
+    With a detector whose backbone is the model's lineage backbone (a student reading its detector's features, or
+    any model given its own detector of that backbone), the features are pooled from the detector's own maps, as
+    extract-regions does with --detector: no second backbone is run.
 
     Raises:
         UsageError: not a directory (exit 2).
@@ -161,7 +162,7 @@ def load_bench_model(arg: str, *, detector_backbone: Backbone | None, device: to
         raise InputError(f"model.safetensors does not fit config.json: {str(err).splitlines()[0]}", path) from err
     model.to(device).eval()
     lineage = read_lineage(path, config)
-    shares = detector_backbone is not None and lineage.side == "student" and detector_backbone.name == lineage.backbone
+    shares = detector_backbone is not None and detector_backbone.name == lineage.backbone
     if shares:
         backbone, channels = None, detector_backbone.feature_channels
         same = lineage.backbone_sha256 == detector_backbone.weights_sha256

@@ -46,6 +46,7 @@ class Proposals:
     """Where the boxes come from: vlkd's detector (timed), a COCO results file or a fixed grid (both untimed)."""
 
     detector: object | None = None  # vision.proposals.DetectorProposals
+    path: Path | None = None  # the detector directory or the results file
     results: dict[int, Detections] | None = None
     skipped: str | None = None  # why the detector stage does not run
 
@@ -61,13 +62,27 @@ def make_proposals(detector: Path | None, proposals: Path | None, refs: list[Ima
 
         found = DetectorProposals(detector, device)
         found.detector.eval()
-        return Proposals(detector=found)
+        return Proposals(detector=found, path=detector)
     if proposals is not None:
         results = load_detection_results(proposals)
         if not any(ref.image_id in results for ref in refs):
             raise InputError(f"the proposals cover none of the {len(refs)} images (ids from the file names)", proposals)
-        return Proposals(results=results, skipped="regions come from --proposals")
+        return Proposals(results=results, skipped="regions come from --proposals", path=proposals)
     return Proposals(skipped="no --detector or --proposals: a fixed grid of boxes per image")
+
+
+def model_proposals(models: int, detectors: tuple[Path, ...], proposals: Path | None, refs: list[ImageRef],
+                    device) -> list[Proposals]:  # fmt: skip
+    """Each model's proposal source: its own detector (one per model), the one detector or results file for all, or
+    the grid. A detector given for several models is loaded once."""
+    if len(detectors) <= 1:
+        shared = make_proposals(detectors[0] if detectors else None, proposals, refs, device)
+        return [shared] * models
+    loaded: dict[Path, Proposals] = {}
+    for path in detectors:
+        if path not in loaded:
+            loaded[path] = make_proposals(path, None, refs, device)
+    return [loaded[path] for path in detectors]
 
 
 def grid_boxes(height: int, width: int, count: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The timing runs of `vlkd benchmark-latency` (`cfg` is its `LatencyConfig`): each model end to end from image
 files, per batch size and stage (`pipeline.py`), or ranking a gallery (`retrieval.py`); the rows of `latency.json`
-and their ratios to the reference model.
+and their ratios to the reference model. `proposals` holds each model's proposal source (its own detector, or one
+shared by all), in `cfg.models` order.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def _model_info(bm: BenchModel, image_size: int, proposals: Proposals, scope: tu
         "image_size": image_size,
         "roi_size": bm.lineage.roi_size,
         "regions_lineage": None if bm.lineage.regions is None else str(bm.lineage.regions),
+        "detector": None if proposals.detector is None else str(proposals.path),
+        "proposals": None if proposals.results is None else str(proposals.path),
         "parameters": bm.parameters(None if proposals.detector is None else proposals.detector.detector),
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_rss_scope": scope[0],
@@ -49,25 +52,29 @@ def _model_info(bm: BenchModel, image_size: int, proposals: Proposals, scope: tu
 
 
 def _image_size(cfg, bm: BenchModel, proposals: Proposals) -> int:
+    """--image-size, else the model's detector's input size, else its regions lineage's, else the default."""
     detector_size = getattr(proposals.detector, "image_size", None)
-    return int(cfg.image_size or bm.lineage.image_size or detector_size or DEFAULT_IMAGE_SIZE)
+    return int(cfg.image_size or detector_size or bm.lineage.image_size or DEFAULT_IMAGE_SIZE)
 
 
-def run_end_to_end(cfg, refs: list[ImageRef], proposals: Proposals, device: torch.device):
+def _backbone_of(proposals: Proposals):
+    return None if proposals.detector is None else proposals.detector.backbone
+
+
+def run_end_to_end(cfg, refs: list[ImageRef], proposals: list[Proposals], device: torch.device):
     rows, infos, tensors = [], [], {}
-    detector_backbone = None if proposals.detector is None else proposals.detector.backbone
-    for index, arg in enumerate(cfg.models):
+    for index, (arg, own) in enumerate(zip(cfg.models, proposals, strict=True)):
         scope = reset_peak_rss(), rss_mib()
-        bm = load_bench_model(arg, detector_backbone=detector_backbone, device=device)
-        image_size = _image_size(cfg, bm, proposals)
+        bm = load_bench_model(arg, detector_backbone=_backbone_of(own), device=device)
+        image_size = _image_size(cfg, bm, own)
         timer = ModuleTimer(bm.model.vl, device)
         for size in cfg.batch_sizes or DEFAULT_BATCH_SIZES[bm.task]:
             batch_refs = [refs[i % len(refs)] for i in range(size)]
-            e2e = prepare_end_to_end(bm, proposals, batch_refs, image_size, cfg.decode_length, cfg.beam_size)
+            e2e = prepare_end_to_end(bm, own, batch_refs, image_size, cfg.decode_length, cfg.beam_size)
             with torch.inference_mode():
                 timings = measure(partial(end_to_end_iteration, bm, e2e, timer, device), cfg.warmup, cfg.iters)
             for stage in STAGES:
-                rows.append(_row(arg, size, stage, timings, proposals.skipped))
+                rows.append(_row(arg, size, stage, timings, own.skipped))
                 if stage in timings:
                     tensors[f"{index}.{size}.{stage}"] = timings[stage]
                 if stage == "backbone_roi" and bm.backbone is None:
@@ -75,16 +82,15 @@ def run_end_to_end(cfg, refs: list[ImageRef], proposals: Proposals, device: torc
                         "RoI pooling of the detector's backbone maps (that backbone runs in the detector)"
                     )
         timer.remove()
-        infos.append(_model_info(bm, image_size, proposals, scope))
+        infos.append(_model_info(bm, image_size, own, scope))
         del bm, timer
         gc.collect()
     return rows, infos, tensors
 
 
-def run_retrieval(cfg, refs: list[ImageRef], proposals: Proposals, device: torch.device):
+def run_retrieval(cfg, refs: list[ImageRef], proposals: list[Proposals], device: torch.device):
     distinct = retrieval.distinct_refs(refs, cfg.gallery_images)
     gallery = retrieval.make_gallery(len(distinct), cfg.gallery_images, cfg.gallery_texts, cfg.seed)
-    detector_backbone = None if proposals.detector is None else proposals.detector.backbone
     configs = [read_model_config(Path(arg), "model") for arg in cfg.models]
     is_dual = [c.get("arch", "cross") == "dual" for c in configs]
     rerank_index = next((i for i, dual in enumerate(is_dual) if not dual), None) if any(is_dual) else None
@@ -92,9 +98,10 @@ def run_retrieval(cfg, refs: list[ImageRef], proposals: Proposals, device: torch
 
     def load(index: int):
         if index not in cache:
-            bm = load_bench_model(cfg.models[index], detector_backbone=detector_backbone, device=device)
-            image_size = _image_size(cfg, bm, proposals)
-            regions = retrieval.gallery_regions(bm, proposals, distinct, image_size, device)
+            own = proposals[index]
+            bm = load_bench_model(cfg.models[index], detector_backbone=_backbone_of(own), device=device)
+            image_size = _image_size(cfg, bm, own)
+            regions = retrieval.gallery_regions(bm, own, distinct, image_size, device)
             cache[index] = (bm, retrieval.inference_model(bm, regions, device), image_size)
         return cache[index]
 
@@ -115,7 +122,7 @@ def run_retrieval(cfg, refs: list[ImageRef], proposals: Proposals, device: torch
                 rows.append({**_row(arg, size, stage, timing.timings, None), "gallery_images": cfg.gallery_images,
                              "gallery_texts": cfg.gallery_texts, **timing.notes.get(stage, {})})  # fmt: skip
                 tensors[f"{index}.{size}.{stage}"] = values
-        infos.append(_model_info(bm, image_size, proposals, scope))
+        infos.append(_model_info(bm, image_size, proposals[index], scope))
         if index != rerank_index:
             del cache[index]
         del bm, loaded

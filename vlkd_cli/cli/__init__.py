@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from vlkd_cli.cli._app import OneLineErrors
+from vlkd_cli.cli._app import OneLineErrors, OrderedOptions
 from vlkd_cli.cli.benchmark_latency import EPILOG as LATENCY_EPILOG
 from vlkd_cli.cli.benchmark_latency import benchmark_latency_cmd
 from vlkd_cli.cli.demo import EPILOG as DEMO_EPILOG
@@ -66,7 +66,7 @@ app.command("distill", epilog=DISTILL_EPILOG)(distill_cmd)
 app.command("eval-caption", epilog=CAPTION_EPILOG)(eval_caption_cmd)
 app.command("eval-vqa", epilog=VQA_EPILOG)(eval_vqa_cmd)
 app.command("eval-retrieval", epilog=RETRIEVAL_EPILOG)(eval_retrieval_cmd)
-app.command("benchmark-latency", epilog=LATENCY_EPILOG)(benchmark_latency_cmd)
+app.command("benchmark-latency", epilog=LATENCY_EPILOG, cls=OrderedOptions)(benchmark_latency_cmd)
 app.command("import-teacher", epilog=IMPORT_TEACHER_EPILOG)(import_teacher_cmd)
 app.command("import-regions", epilog=IMPORT_REGIONS_EPILOG)(import_regions_cmd)
 app.command("export", epilog=EXPORT_EPILOG)(export_cmd)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer vendors click from 0.2x on; older releases use click itself
     from typer._click import exceptions as click_errors
@@ -95,3 +95,25 @@ class OneLineErrors(TyperGroup):
             typer.echo("vlkd: error: aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+OPTION_ORDER = "vlkd.option_order"
+
+
+class OrderedOptions(TyperCommand):
+    """A command that remembers the order of the options given on its command line.
+
+    Typer hands a repeated option to the command as one list, so `--model T --detector TD --model S --detector SD`
+    and `--model T --model S --detector TD --detector SD` look alike. Before the normal parse, this class runs
+    click's own option parser on a copy of the arguments and keeps the parameter name of every occurrence, in
+    command-line order, in `ctx.meta[OPTION_ORDER]` (e.g. `["model", "detector", "model", "detector", "images"]`).
+    Options that come from `--config` or defaults are not in it.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            ctx.meta[OPTION_ORDER] = [param.name for param in order]
+        except click_errors.ClickException:
+            pass  # the normal parse below reports the same error
+        return super().parse_args(ctx, args)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vlkd_cli.cli._app import command_errors
+from vlkd_cli.cli._app import OPTION_ORDER, command_errors
 from vlkd_cli.cli._config_file import ConfigOpt
 from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
 from vlkd_cli.options import config_from_options
@@ -15,6 +15,8 @@ from vlkd_cli.options import config_from_options
 EPILOG = (
     "Example: vlkd benchmark-latency --model teacher --model student --images demo/images --detector detector "
     "--batch-sizes 1,8 --warmup 3 --iters 20 --decode-length 20 --out latency/caption   "
+    "(each model with its own detector: --model teacher --detector teacher-detector --model student --detector "
+    "student-detector; a --detector pairs with the --model before it, one --detector serves every model)   "
     "(the first --model is the reference, e.g. the teacher: ratios are to its medians; retrieval models rank a "
     "gallery: --gallery-images 1000 --gallery-texts 5000 --max-pairs 20000)"
 )
@@ -31,6 +33,35 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise UsageError(f"--batch-sizes must be comma-separated positive integers, got {text!r}")
     return tuple(dict.fromkeys(sizes))
+
+
+def pair_detectors(order: list[str] | None, models: int, detectors: int) -> None:
+    """Check how `--detector`s pair with `--model`s; UsageError (exit 2) when they do not.
+
+    One `--detector` serves every model, wherever it stands. Otherwise there must be one per model, each given
+    after its `--model` and before the next one (`--model T --detector TD --model S --detector SD`): the i-th
+    detector then belongs to the i-th model. `order` is the command line's option names in order (None, or
+    without the detectors, when they come from `--config`: then they pair by position).
+    """
+    from vlkd_cli.errors import UsageError
+
+    if detectors <= 1:
+        return
+    if detectors != models:
+        raise UsageError(f"{models} --model and {detectors} --detector: give one --detector for all models, or one "
+                         "right after each --model")  # fmt: skip
+    given = [name for name in order or [] if name in ("model", "detector")]
+    if given.count("detector") != detectors or given.count("model") != models:
+        return  # some come from --config: by position
+    seen_models, owners = 0, []
+    for name in given:
+        if name == "model":
+            seen_models += 1
+        else:
+            owners.append(seen_models)
+    if owners != list(range(1, models + 1)):
+        raise UsageError("each --detector must come right after its --model (--model T --detector TD --model S "
+                         "--detector SD), or give a single --detector for all models")  # fmt: skip
 
 
 def _cell(value: float | None) -> str:
@@ -78,6 +109,7 @@ def print_latency(document: dict[str, Any]) -> None:
 
 @command_errors
 def benchmark_latency_cmd(
+    ctx: typer.Context,
     model: Annotated[
         list[str],
         typer.Option("--model", help="A vlkd model directory; repeat. The first is the reference (e.g. the teacher)."),
@@ -92,9 +124,10 @@ def benchmark_latency_cmd(
     ],
     out: OutDir,
     detector: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            help="A detector directory from `vlkd train-detector` (timed as the detector stage).",
+            help="A detector directory from `vlkd train-detector` (timed as the detector stage). One serves every "
+            "model; or repeat it, each right after its --model, to give every model its own.",
             exists=True,
             file_okay=False,
         ),
@@ -118,7 +151,8 @@ def benchmark_latency_cmd(
     beam_size: Annotated[int, typer.Option(help="Caption beam width (1 = greedy).")] = 1,
     image_size: Annotated[
         int | None,
-        typer.Option(help="Longest image side (default: the model's regions lineage, else the detector's, else 448)."),
+        typer.Option(help="Longest image side for every model (default: each model's detector's, else its regions "
+                     "lineage's, else 448)."),
     ] = None,
     gallery_images: Annotated[int, typer.Option(help="Retrieval: images in the gallery (files cycled).")] = 100,
     gallery_texts: Annotated[int, typer.Option(help="Retrieval: texts in the gallery (generated).")] = 500,
@@ -135,11 +169,14 @@ def benchmark_latency_cmd(
 ) -> None:
     """Inference latency end to end and per stage (decode, detector, backbone + RoI, transformer, head) per model."""
     options = dict(locals())
+    options.pop("ctx")
     sizes = None if batch_sizes is None else parse_batch_sizes(batch_sizes)  # before torch is imported
+    pair_detectors(ctx.meta.get(OPTION_ORDER), len(model), len(detector or ()))
 
     from vlkd_cli.stages.benchmark_latency import LatencyConfig, run
 
-    options.update(models=tuple(options.pop("model")), batch_sizes=sizes)
+    options.update(models=tuple(options.pop("model")), batch_sizes=sizes,
+                   detector=None if detector is None else tuple(detector))  # fmt: skip
     cfg = config_from_options(LatencyConfig, options, ignore=["config"])
     document = run(cfg)
     print_latency(document)

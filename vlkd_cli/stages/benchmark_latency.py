@@ -4,7 +4,9 @@ Captioning and VQA models are timed end to end from image files (`bench/pipeline
 backbone_roi, inputs, transformer, head, total) for each `--batch-sizes` entry, on the same images for every model
 (the first B files under `--images`, cycled), after `--warmup` discarded iterations, over `--iters`. Retrieval models
 are timed ranking a gallery (`bench/retrieval.py`). The first `--model` is the reference (e.g. the teacher): every row
-carries its median's ratio to the reference's for the same batch size and stage.
+carries its median's ratio to the reference's for the same batch size and stage. Each model runs with its own
+detector when `--detector` is given once per model (a single one serves all), at its own image size (its
+detector's, else its regions lineage's).
 
 Outputs (one directory, written atomically): `latency.json` (results rows, per-model parameters and peak RSS,
 environment, protocol) and `latency.safetensors` (kind `latency`: the raw per-iteration milliseconds, float64,
@@ -23,7 +25,7 @@ import torch
 from vlkd_cli.artifacts.atomic import atomic_dir
 from vlkd_cli.artifacts.io import build_metadata, input_record, save_artifact
 from vlkd_cli.artifacts.model_dir import read_model_config
-from vlkd_cli.bench.pipeline import make_proposals
+from vlkd_cli.bench.pipeline import model_proposals
 from vlkd_cli.bench.runs import add_ratios, run_end_to_end, run_retrieval
 from vlkd_cli.bench.timing import (
     environment,
@@ -45,7 +47,7 @@ class LatencyConfig:
     models: tuple[str, ...]
     images: Path
     out: Path
-    detector: Path | None = None
+    detector: tuple[Path, ...] | Path | None = None  # one for every model, or one per model (in --model order)
     proposals: Path | None = None
     task: str | None = None
     batch_sizes: tuple[int, ...] | None = None  # None: 1,8 end to end; 64 (items per forward pass) for retrieval
@@ -67,8 +69,12 @@ def check_config(cfg: LatencyConfig) -> None:
     """Usage errors (exit 2) before anything is loaded."""
     if not cfg.models:
         raise UsageError("give at least one --model DIR")
-    if cfg.detector is not None and cfg.proposals is not None:
+    detectors = detector_paths(cfg)
+    if detectors and cfg.proposals is not None:
         raise UsageError("give at most one of --detector DIR or --proposals results.json")
+    if len(detectors) > 1 and len(detectors) != len(cfg.models):
+        raise UsageError(f"{len(cfg.models)} --model and {len(detectors)} --detector: give one --detector for all "
+                         "models, or one per model")  # fmt: skip
     if cfg.task is not None and cfg.task not in TASKS:
         raise UsageError(f"--task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
     positive = {"--iters": cfg.iters, "--decode-length": cfg.decode_length, "--beam-size": cfg.beam_size,
@@ -93,6 +99,15 @@ def check_config(cfg: LatencyConfig) -> None:
         foreign = sorted(p.name for p in out.iterdir() if p.name not in (JSON_NAME, TENSORS_NAME))
         if foreign:
             raise UsageError(f"--out holds other files ({', '.join(foreign[:3])}): choose a new directory", out)
+
+
+def detector_paths(cfg: LatencyConfig) -> tuple[Path, ...]:
+    """The `--detector` paths as a tuple (none, one for all models, or one per model)."""
+    if cfg.detector is None:
+        return ()
+    if isinstance(cfg.detector, str | Path):
+        return (Path(cfg.detector),)
+    return tuple(Path(d) for d in cfg.detector)
 
 
 def resolve_task(cfg: LatencyConfig, configs: list[tuple[str, dict]]) -> str:
@@ -151,12 +166,13 @@ def _run(cfg: LatencyConfig) -> dict[str, Any]:
     configs = [(arg, read_model_config(Path(arg), "model")) for arg in cfg.models]  # fail fast: exit 2 / 3
     task = resolve_task(cfg, configs)
     refs = resolve_images(cfg.images)
-    proposals = make_proposals(cfg.detector, cfg.proposals, refs, device)
+    proposals = model_proposals(len(cfg.models), detector_paths(cfg), cfg.proposals, refs, device)
     mode = "retrieval" if task == "retrieval" else "end-to-end"
     runner = run_retrieval if mode == "retrieval" else run_end_to_end
     rows, infos, tensors = runner(cfg, refs, proposals, device)
     add_ratios(rows, cfg.models[0])
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    config["detector"] = [str(d) for d in detector_paths(cfg)] or None
     document = {
         "task": task,
         "mode": mode,
@@ -168,8 +184,8 @@ def _run(cfg: LatencyConfig) -> dict[str, Any]:
     }
     inputs = [input_record(Path(arg), "model") for arg in cfg.models]
     inputs.append({"path": str(cfg.images), "kind": "images", "sha256": image_list_sha256(refs)})
-    if cfg.detector is not None:
-        inputs.append(input_record(cfg.detector, "detector"))
+    for detector in dict.fromkeys(detector_paths(cfg)):
+        inputs.append(input_record(detector, "detector"))
     if cfg.proposals is not None:
         inputs.append(input_record(cfg.proposals, "proposals"))
     metadata = build_metadata("latency", command=COMMAND, config=config, inputs=inputs,

@@ -674,15 +674,22 @@ def _lower_tokens(caption: str, following: str) -> list[str]:
 
 
 # Fast path for captions of plain words: ASCII letters/digits, single hyphens inside a word, each word optionally
-# followed by one of .,!?;: (or such a mark on its own), separated by spaces/tabs. Each such word is one token and
-# the marks are filtered, whatever follows the caption; exceptions fall back to the lexer: an assimilation
-# ("gonna"), an abbreviation before its period ("Mr."), a number followed by a word starting with a digit (phone
-# numbers like "555 1234 567" are one token).
-_SIMPLE = re.compile(r"[ \t]*(?:(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*[.,!?;:]?|[,!?;:])(?:[ \t]+|\Z))*")
+# followed by one of .,!?;: (or such a mark on its own, as in COCO's "a dog on a bed ."), separated by spaces/tabs.
+# Each such word is one token and the marks are filtered (runs of lone periods make '...' tokens, filtered too),
+# whatever follows the caption; exceptions fall back to the lexer: an assimilation ("gonna"), an abbreviation before
+# its period ("Mr."), a number followed by a word starting with a digit (phone numbers like "555 1234 567" are one
+# token).
+_SIMPLE = re.compile(r"[ \t]*(?:(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*[.,!?;:]?|[.,!?;:])(?:[ \t]+|\Z))*")
 _SIMPLE_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ANY_DIGIT = re.compile("[0-9]")
-_SIMPLE_DOTTED = re.compile(r"([A-Za-z0-9-]+)\.(?:[ \t]|\Z)")  # words before a period
+_SIMPLE_DOTTED = re.compile(r"(?<![A-Za-z0-9-])[A-Za-z0-9]+\.")  # (simple caption) unhyphenated words before a period
 _SIMPLE_NUMBERS = re.compile(r"(?<![A-Za-z0-9])[0-9]+[ \t]+[0-9]")  # numbers in a row: may be one phone number
+
+
+@lru_cache(maxsize=1 << 14)
+def _is_abbreviation(word: str) -> bool:
+    """Whether a word with its period ("Mr.", "etc.", "U.S."... ) is one of the lexer's abbreviations."""
+    return _ABBREVIATION.fullmatch(word) is not None
 
 
 def _simple_line(caption: str) -> str | None:
@@ -692,23 +699,25 @@ def _simple_line(caption: str) -> str | None:
     words = _SIMPLE_WORD.findall(caption.lower())
     if not _ASSIMILATIONS.isdisjoint(words):
         return None
-    if "." in caption:
-        for word in _SIMPLE_DOTTED.findall(caption):
-            if "-" not in word and _ABBREVIATION.fullmatch(word + ".") is not None:
-                return None
+    if "." in caption and any(map(_is_abbreviation, _SIMPLE_DOTTED.findall(caption))):
+        return None
     if _ANY_DIGIT.search(caption) is not None and _SIMPLE_NUMBERS.search(caption) is not None:
         return None
     return " ".join(words)
 
 
-@lru_cache(maxsize=1 << 16)
-def _line(caption: str, following: str) -> str:
-    """The wrapper's result for one cleaned caption: lower-cased tokens, right-stripped, split, filtered, joined."""
-    simple = _simple_line(caption)
-    if simple is not None:
-        return simple
+def _lexed_line(caption: str, following: str) -> str:
+    """The wrapper's result for one cleaned caption from the full lexer: lower-cased tokens, right-stripped, split,
+    filtered, joined."""
     line = " ".join(_lower_tokens(caption, following))
     return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
+
+
+@lru_cache(maxsize=1 << 16)
+def _line(caption: str, following: str) -> str:
+    """The wrapper's result for one cleaned caption (fast path when it applies), cached across calls."""
+    simple = _simple_line(caption)
+    return _lexed_line(caption, following) if simple is None else simple
 
 
 def ptb_tokens(caption: str, following: str = _NEUTRAL_FOLLOWING) -> list[str]:
@@ -763,6 +772,12 @@ def tokenize_captions(captions: Mapping[K, Sequence[str]]) -> dict[K, list[str]]
     Raises:
         TypeError: If a caption is not a string or a value is a bare string instead of a sequence of captions.
     """
+    lines = iter(_file_lines(_flat_captions(captions)))
+    return {key: [next(lines) for _ in caps] for key, caps in captions.items()}
+
+
+def _flat_captions(captions: Mapping[K, Sequence[str]]) -> list[str]:
+    """All captions, cleaned, in the wrapper's file order; TypeError for anything but sequences of strings."""
     flat: list[str] = []
     for key, caps in captions.items():
         if isinstance(caps, str):
@@ -771,21 +786,41 @@ def tokenize_captions(captions: Mapping[K, Sequence[str]]) -> dict[K, list[str]]
             if not isinstance(cap, str):
                 raise TypeError(f"a caption of {key!r} must be a string, got {type(cap).__name__}")
             flat.append(_clean(cap))
+    return flat
+
+
+def _file_lines(flat: Sequence[str]) -> list[str]:
+    """The wrapper's output line for each caption of the file.
+
+    Each distinct caption goes through the fast path once (its result does not depend on the neighbours); the others
+    are lexed once per distinct (caption, look-ahead) pair. The memo lives for one call only, so what one evaluation
+    costs does not depend on what was evaluated before.
+    """
+    simple: dict[str, str | None] = {}
+    lexed: dict[tuple[str, str], str] = {}
     lines: list[str] = []
-    last = len(flat) - 1
     for i, cap in enumerate(flat):
-        if i == last:
-            key = ""
-        elif cap.rstrip().endswith("."):
-            key = _following(flat, i)
+        if cap in simple:
+            line = simple[cap]
         else:
-            key = "\n"
-        lines.append(_line(cap, key))
-    out: dict[K, list[str]] = {}
-    it = iter(lines)
-    for key, caps in captions.items():
-        out[key] = [next(it) for _ in caps]
-    return out
+            line = simple[cap] = _simple_line(cap)
+        if line is None:
+            key = (cap, _context(flat, i))
+            line = lexed.get(key)
+            if line is None:
+                line = lexed[key] = _lexed_line(*key)
+        lines.append(line)
+    return lines
+
+
+def _context(flat: Sequence[str], i: int) -> str:
+    """What the lexer may need to see after caption i: '' at the end of the file, '\\n' and the next captions after
+    a caption ending in '.', else just '\\n'."""
+    if i == len(flat) - 1:
+        return ""
+    if flat[i].rstrip().endswith("."):
+        return _following(flat, i)
+    return "\n"
 
 
 def _following(flat: Sequence[str], i: int) -> str:

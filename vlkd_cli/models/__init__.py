@@ -4,7 +4,7 @@ the dual encoder, presets and tokenizers. See docs/architecture.md, "The layers"
 
 from vlkd_cli.models.attention import ATTENTION_IMPLEMENTATION, additive_mask, run_layers, vlkd_attention_forward
 from vlkd_cli.models.caption_head import caption_loss, next_token_targets
-from vlkd_cli.models.decoding import DecodeResult, beam_search, decode_texts, greedy_search
+from vlkd_cli.models.decoding import CachedStepFn, DecodeResult, beam_search, decode_texts, greedy_search
 from vlkd_cli.models.dual_encoder import DualEncoder, contrastive_loss
 from vlkd_cli.models.factory import (
     ARCHS,
@@ -17,11 +17,12 @@ from vlkd_cli.models.factory import (
     model_from_config,
 )
 from vlkd_cli.models.itm_head import ITMHead, itm_loss, make_itm_pairs
+from vlkd_cli.models.kv_cache import KVCache, LayerKV
 from vlkd_cli.models.mlm_head import mask_tokens, mlm_loss
 from vlkd_cli.models.outputs import DualEncoderOutput, VLOutput
 from vlkd_cli.models.presets import get_preset, list_presets
 from vlkd_cli.models.task_model import TaskModel
-from vlkd_cli.models.task_models import CaptionModel, ITMModel, PretrainModel, VQAModel
+from vlkd_cli.models.task_models import CachedCaptionStep, CaptionModel, ITMModel, PretrainModel, VQAModel
 from vlkd_cli.models.tokenizer import (
     load_tokenizer,
     save_tokenizer,
@@ -48,12 +49,16 @@ __all__ = [
     "ARCHS",
     "ATTENTION_IMPLEMENTATION",
     "TASKS",
+    "CachedCaptionStep",
+    "CachedStepFn",
     "CaptionModel",
     "DecodeResult",
     "DualEncoder",
     "DualEncoderOutput",
     "ITMHead",
     "ITMModel",
+    "KVCache",
+    "LayerKV",
     "PretrainModel",
     "TaskModel",
     "VLBatch",

@@ -7,6 +7,11 @@ them to a list handed down through the layers' `**kwargs` (`vlkd_attention_sink`
 product with the values, so training is unchanged. (Pitfall A3 of docs/methods.md, "Pitfalls".)
 
 The additive mask uses the dtype's minimum (not -10000), so masked keys get exactly zero probability.
+
+Incremental caption decoding hands each layer its `LayerKV` the same way (`vlkd_kv_cache`, see `kv_cache.py`): the
+first pass over the tags and regions stores their keys/values; a decoding step's queries (the new caption tokens)
+then attend to [cached context keys, cached caption keys, their own keys], the keys of the mask's last dimension in
+that order.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vlkd_cli.models.kv_cache import KVCache, LayerKV
 from vlkd_cli.models.outputs import VLOutput
 
 ATTENTION_IMPLEMENTATION = "vlkd_eager"
@@ -29,6 +35,7 @@ def vlkd_attention_forward(
     scaling: float | None = None,
     dropout: float = 0.0,
     vlkd_attention_sink: list[Tensor] | None = None,
+    vlkd_kv_cache: LayerKV | None = None,
     **kwargs,
 ) -> tuple[Tensor, Tensor]:
     """Scaled dot-product attention returning the pre-dropout probabilities.
@@ -41,12 +48,20 @@ def vlkd_attention_forward(
         scaling: Score scale, default d ** -0.5.
         dropout: Dropout probability on the probabilities used for the output.
         vlkd_attention_sink: If a list, the (B, H, N, N) probabilities are appended to it.
+        vlkd_kv_cache: This layer's cache. Empty: `key`/`value` are the context's, stored, and attention runs as
+            usual. Filled: `query`/`key`/`value` are (B, H, n, d) of n new caption tokens, whose keys/values are
+            appended to the cache; the mask is then (B, 1, n, S + t + n) over [context, earlier caption, new].
 
     Returns:
-        The attention output (B, N, H, d) and the pre-dropout probabilities (B, H, N, N).
+        The attention output (B, N, H, d) and the pre-dropout probabilities (B, H, N, K) (K = N without a cache).
     """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
+    if vlkd_kv_cache is not None and vlkd_kv_cache.has_context:
+        return _cached_step_attention(module, query, key, value, attention_mask, scaling, dropout,
+                                      vlkd_attention_sink, vlkd_kv_cache)  # fmt: skip
+    if vlkd_kv_cache is not None:
+        vlkd_kv_cache.set_context(key, value)
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, H, N, N)
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:
@@ -58,6 +73,40 @@ def vlkd_attention_forward(
     dropped = F.dropout(probs, p=dropout, training=module.training)
     output = torch.matmul(dropped, value).transpose(1, 2).contiguous()  # (B, N, H, d)
     return output, probs
+
+
+def _cached_step_attention(
+    module: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    scaling: float,
+    dropout: float,
+    sink: list[Tensor] | None,
+    cache: LayerKV,
+) -> tuple[Tensor, Tensor]:
+    """Attention of n new caption tokens over the cached context, the cached caption tokens and themselves.
+
+    The context keys are multiplied in place (never concatenated with the caption ones), so a step copies only the
+    short caption part of the cache.
+    """
+    caption_key, caption_value = cache.append_caption(key, value)  # (B, H, t + n, d) each
+    context = torch.matmul(query, cache.context_key.transpose(2, 3))  # (B, H, n, S)
+    caption = torch.matmul(query, caption_key.transpose(2, 3))  # (B, H, n, t + n)
+    scores = torch.cat([context, caption], dim=-1) * scaling  # (B, H, n, K = S + t + n)
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attention_mask = additive_mask(attention_mask, scores.dtype)
+        scores = scores + attention_mask
+    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, n, K)
+    if sink is not None:
+        sink.append(probs)
+    dropped = F.dropout(probs, p=dropout, training=module.training)
+    num_context = cache.context_key.shape[2]
+    output = torch.matmul(dropped[..., :num_context], cache.context_value)  # (B, H, n, d)
+    output = output + torch.matmul(dropped[..., num_context:], caption_value)
+    return output.transpose(1, 2).contiguous(), probs  # (B, n, H, d)
 
 
 def register_attention() -> str:
@@ -82,24 +131,30 @@ def run_layers(
     *,
     output_attentions: bool = False,
     output_hidden_states: bool = False,
+    cache: KVCache | None = None,
 ) -> VLOutput:
     """Run BERT-family layers (built with `_attn_implementation = "vlkd_eager"`) under a 2-D mask.
 
     Args:
         layers: The encoder's layer stack (e.g. `BertModel.encoder.layer`).
         hidden: (B, N, D) input embeddings.
-        attention_mask: (B, N, N) bool [query, key], True = may attend.
-        output_attentions: Collect each layer's (B, H, N, N) pre-dropout probabilities.
+        attention_mask: (B, N, K) bool [query, key], True = may attend (K = N, or with a filled `cache` the cached
+            and new keys, see `vlkd_attention_forward`).
+        output_attentions: Collect each layer's (B, H, N, K) pre-dropout probabilities.
         output_hidden_states: Collect the embeddings and each layer's output.
+        cache: Keys/values to fill (empty) or to extend (filled), one `LayerKV` per layer.
 
     Returns:
         VLOutput with L + 1 hidden states and L attention maps when asked for.
     """
-    mask = additive_mask(attention_mask, hidden.dtype)  # (B, 1, N, N)
+    mask = additive_mask(attention_mask, hidden.dtype)  # (B, 1, N, K)
     sink: list[Tensor] | None = [] if output_attentions else None
     states = [hidden] if output_hidden_states else None
-    for layer in layers:
-        out = layer(hidden, mask, vlkd_attention_sink=sink)
+    if cache is not None and len(cache.layers) != len(layers):
+        raise ValueError(f"a cache of {len(cache.layers)} layers for {len(layers)} layers")
+    for i, layer in enumerate(layers):
+        extra = {} if cache is None else {"vlkd_kv_cache": cache.layers[i]}
+        out = layer(hidden, mask, vlkd_attention_sink=sink, **extra)
         hidden = out[0] if isinstance(out, tuple) else out
         if states is not None:
             states.append(hidden)

@@ -3,7 +3,8 @@
 With Oscar's seq2seq mask a caption token sees the caption tokens up to itself plus all tags and regions, so the
 hidden state at caption position t can predict token t + 1: every caption token is a target in one forward
 (shifted cross-entropy over the valid caption tokens: [CLS] predicts the first word, ..., the last word predicts
-[SEP]). Decoding appends the predicted token and re-runs the prefix, which is exactly the training computation.
+[SEP]). Decoding appends the predicted token and computes the next one from the prefix, which is exactly the
+training computation (incrementally: only the new token runs, over cached keys/values, see `kv_cache.py`).
 
 This differs from Oscar's objective, which replaces 15% of the caption tokens by [MASK] and predicts them (the
 decoder then appends a [MASK] and predicts it). We chose the shifted objective because it trains on every token of

@@ -1,12 +1,17 @@
-"""Batched greedy and beam-search decoding over any next-token function (no KV cache: correctness first).
+"""Batched greedy and beam-search decoding over a next-token function, with or without cached state.
 
 A step function maps the current prefixes to next-token logits::
 
     step_fn(prefix: (M, t) long, rows: (M,) long) -> (M, V) logits
 
 `prefix` starts with the start token ([CLS]); `rows` says which input row (image) each prefix belongs to, so a
-caption model can pair it with that row's regions and tags. Each step re-runs the model on the whole prefix:
-O(max_length) forwards, fine for 20 tokens.
+caption model can pair it with that row's regions and tags. Such a function re-runs the model on the whole prefix
+at every step (full recomputation).
+
+A cached step function (`CachedStepFn`: `start`, `step`, `select`) keeps a state per hypothesis instead, e.g. a
+caption model's cached keys/values (`kv_cache.py`): `start(rows)` encodes what every step reuses, each step feeds
+only the newest token, and `select` follows the hypotheses as rows finish and beams are chosen. Both kinds give the
+same tokens; the search below is the same code for both.
 
 Scores are sums of log-probabilities divided by `length ** length_penalty`, where length counts the generated tokens
 including the end token ([SEP]); a hypothesis also ends, without [SEP], when it reaches `max_length` tokens.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +37,42 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
 StepFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@runtime_checkable
+class CachedStepFn(Protocol):
+    """Next-token logits from a per-hypothesis state that grows by the newest token (see the module docstring)."""
+
+    def start(self, rows: Tensor) -> Any:
+        """The state of M hypotheses of input rows `rows` (M,) long, nothing fed yet."""
+
+    def step(self, state: Any, tokens: Tensor) -> Tensor:
+        """Feed (M, n) tokens, the next n of each hypothesis (the state grows in place) -> (M, V) logits after them."""
+
+    def select(self, state: Any, index: Tensor) -> Any:
+        """The state of hypotheses `index` (M',) long of `state`, in that order (repeats allowed)."""
+
+
+class _Stepper:
+    """Calls a step function of either kind: whole prefixes, or only the newest tokens of the surviving hypotheses.
+
+    `parents` (M,) long gives, for each prefix, the hypothesis of the previous call that it extends by one token
+    (None at the first call); a full step function ignores it.
+    """
+
+    def __init__(self, step_fn: StepFn | CachedStepFn) -> None:
+        self.step_fn = step_fn
+        self.cached = isinstance(step_fn, CachedStepFn)
+        self.state: Any = None
+
+    def __call__(self, prefix: Tensor, rows: Tensor, parents: Tensor | None) -> Tensor:
+        if not self.cached:
+            return self.step_fn(prefix, rows)
+        if parents is None:
+            self.state = self.step_fn.start(rows)
+            return self.step_fn.step(self.state, prefix)  # (M, V) after the whole (start) prefix
+        self.state = self.step_fn.select(self.state, parents)
+        return self.step_fn.step(self.state, prefix[:, -1:])
 
 
 @dataclass
@@ -89,7 +130,7 @@ def _banned_at(step: int, banned_token_ids: Sequence[int], eos_token_id: int, mi
 
 @torch.no_grad()
 def greedy_search(
-    step_fn: StepFn,
+    step_fn: StepFn | CachedStepFn,
     batch_size: int,
     *,
     bos_token_id: int,
@@ -103,7 +144,7 @@ def greedy_search(
     """Pick the most likely token at each step until [SEP] or `max_length` generated tokens.
 
     Args:
-        step_fn: See the module docstring.
+        step_fn: A step function or a cached one (see the module docstring).
         batch_size: B input rows.
         bos_token_id: Start token ([CLS]).
         eos_token_id: End token ([SEP]).
@@ -119,10 +160,11 @@ def greedy_search(
     alive = torch.ones(batch_size, dtype=torch.bool, device=device)
     sums = torch.zeros(batch_size, device=device)
     lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+    stepper, parents = _Stepper(step_fn), None
     for step in range(1, max_length + 1):
         rows = torch.nonzero(alive).squeeze(1)  # (M,)
         banned = _banned_at(step, banned_token_ids, eos_token_id, min_length)
-        logp = _log_probs(step_fn(prefix[rows], rows), banned).to(device)  # (M, V)
+        logp = _log_probs(stepper(prefix[rows], rows, parents), banned).to(device)  # (M, V)
         best, token = logp.max(dim=-1)  # (M,), (M,)
         sums[rows] += best
         lengths[rows] += 1
@@ -130,6 +172,7 @@ def greedy_search(
         column[rows] = token
         prefix = torch.cat([prefix, column[:, None]], dim=1)
         alive[rows[token == eos_token_id]] = False
+        parents = torch.nonzero(token != eos_token_id).squeeze(1)  # (M',) the rows still alive, among `rows`
         if not alive.any():
             break
     token_ids = [_strip_end(prefix[b, 1 : 1 + int(lengths[b])].tolist(), eos_token_id) for b in range(batch_size)]
@@ -152,7 +195,7 @@ def _optimistic_score(sums: Tensor, length: int, max_length: int, length_penalty
 
 @torch.no_grad()
 def beam_search(
-    step_fn: StepFn,
+    step_fn: StepFn | CachedStepFn,
     batch_size: int,
     *,
     bos_token_id: int,
@@ -173,7 +216,7 @@ def beam_search(
     result is the exhaustive optimum.
 
     Args:
-        step_fn: See the module docstring.
+        step_fn: A step function or a cached one (see the module docstring).
         batch_size: B input rows.
         bos_token_id: Start token ([CLS]).
         eos_token_id: End token ([SEP]).
@@ -193,6 +236,7 @@ def beam_search(
     best_score = torch.full((batch_size,), float("-inf"), device=device)
     best_ids: list[list[int]] = [[] for _ in range(batch_size)]
     done = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    stepper, parents = _Stepper(step_fn), None
 
     def offer(rows: Tensor, scores: Tensor, hypotheses: Tensor, ending: list[int]) -> None:
         """Keep, per row, the best of the (A, k) finished `scores` if it beats the row's best so far."""
@@ -206,7 +250,7 @@ def beam_search(
         rows = torch.nonzero(~done).squeeze(1)  # (A,)
         prefix = seqs[rows].reshape(-1, seqs.shape[-1])  # (A*k, t)
         banned = _banned_at(length, banned_token_ids, eos_token_id, min_length)
-        logp = _log_probs(step_fn(prefix, rows.repeat_interleave(k)), banned).to(device)  # (A*k, V)
+        logp = _log_probs(stepper(prefix, rows.repeat_interleave(k), parents), banned).to(device)  # (A*k, V)
         vocab = logp.shape[-1]
         cand = sums[rows][:, :, None] + logp.reshape(len(rows), k, vocab)  # (A, k, V)
         offer(rows, sequence_score(cand[:, :, eos_token_id], length, length_penalty), seqs[rows], [eos_token_id])
@@ -223,6 +267,9 @@ def beam_search(
             break
         bound = _optimistic_score(sums, length, max_length, length_penalty).max(dim=1).values  # (B,)
         done |= best_score >= bound
+        # Hypothesis j of an active row a of this call extends hypothesis (a, beam[a, j]), i.e. a * k + beam[a, j].
+        going_on = torch.nonzero(~done[rows]).squeeze(1)  # (A',) the rows of this call that go on
+        parents = (going_on[:, None] * k + beam[going_on]).reshape(-1)  # (A' * k,)
         if done.all():
             break
     token_ids = [_strip_end(ids, eos_token_id) for ids in best_ids]

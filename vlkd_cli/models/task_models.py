@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 from vlkd_cli.models.caption_head import caption_loss, next_token_targets
 from vlkd_cli.models.decoding import DecodeResult, beam_search, decode_texts, greedy_search
+from vlkd_cli.models.kv_cache import KVCache
 from vlkd_cli.models.itm_head import ITMHead, itm_loss, make_itm_pairs, make_ranking_pairs, ranking_loss
 from vlkd_cli.models.lm_head import TiedLMHead
 from vlkd_cli.models.mlm_head import IGNORE_INDEX, mask_tokens, maskable_positions, mlm_loss
@@ -94,9 +95,24 @@ class CaptionModel(CrossTaskModel):
         return _result({"loss": loss, "caption_loss": loss}, out, logits, return_outputs)
 
     def next_token_logits(self, batch: VLBatch, prefix: Tensor, rows: Tensor) -> Tensor:
-        """(M, V) logits after caption prefixes (M, t) of rows `rows` (M,) of `batch`."""
+        """(M, V) logits after caption prefixes (M, t) of rows `rows` (M,) of `batch` (full recomputation)."""
         sub = with_caption_prefix(select_rows(batch, rows), prefix, self.special_token_ids["pad"])
         hidden = self.encode(sub).last_hidden_state[:, prefix.shape[1] - 1]  # (M, D) at the last prefix token
+        return self.lm_head(hidden, self.vl.word_embeddings.weight)
+
+    def start_cache(self, batch: VLBatch, rows: Tensor) -> KVCache:
+        """Cached keys/values of the tags and regions of rows `rows` (M,) of `batch`, each distinct row encoded once;
+        no caption token fed yet (see `kv_cache.py`)."""
+        self.check_batch(batch)
+        unique, inverse = torch.unique(rows, return_inverse=True)  # (U,), (M,)
+        cache = KVCache.empty(self.vl.num_layers)
+        self.vl(select_rows(batch, unique), cache=cache)
+        return cache.select(inverse)
+
+    def cached_next_token_logits(self, cache: KVCache, caption_ids: Tensor) -> Tensor:
+        """Feed the next caption tokens (M, n) of the cache's M hypotheses ([CLS] first) -> (M, V) logits after the
+        last one; the cache grows by n tokens. Equal to `next_token_logits` on the whole prefix."""
+        hidden = self.vl(caption_ids=caption_ids, cache=cache).last_hidden_state[:, -1]  # (M, D)
         return self.lm_head(hidden, self.vl.word_embeddings.weight)
 
     @torch.no_grad()
@@ -109,12 +125,17 @@ class CaptionModel(CrossTaskModel):
         length_penalty: float = 1.0,
         min_length: int = 0,
         tokenizer: PreTrainedTokenizerFast | None = None,
+        use_cache: bool = True,
     ) -> DecodeResult:
         """Caption each row of `batch` (its caption segment is ignored; tags and regions are used).
 
         Runs in eval mode (restored afterwards). `max_length` counts generated tokens with [SEP] and must be
         < max_text_len; [SEP] is banned before `min_length` tokens (`min_length == max_length`: exactly that many
         steps for every row, as latency benchmarks need). Oscar decodes with beam 5, max length 20.
+        `use_cache` (default): the tags and regions are encoded once and each step feeds only the newest token over
+        the cached keys/values (`CachedCaptionStep`); False re-runs the whole sequence at every step. In float32 both
+        give the same tokens, with scores equal up to float summation order. Under bf16 autocast or int8 dynamic
+        quantisation (activation scales per call) the two round differently, so a near tie may go either way.
         """
         if max_length >= batch.max_text_len:
             raise ValueError(f"max_length={max_length} needs max_text_len > {max_length}, have {batch.max_text_len}")
@@ -128,7 +149,7 @@ class CaptionModel(CrossTaskModel):
             "banned_token_ids": [ids[k] for k in ("pad", "cls", "mask") if k in ids],
             "device": batch.input_ids.device,
         }
-        step = partial(self.next_token_logits, batch)  # (prefix, rows) -> logits
+        step = CachedCaptionStep(self, batch) if use_cache else partial(self.next_token_logits, batch)
         was_training = self.training
         self.eval()
         try:
@@ -141,6 +162,25 @@ class CaptionModel(CrossTaskModel):
         if tokenizer is not None:
             result.texts = decode_texts(tokenizer, result.token_ids)
         return result
+
+
+class CachedCaptionStep:
+    """The cached step function (`decoding.CachedStepFn`) of a caption model on one batch: the state is a `KVCache`.
+
+    >>> result = greedy_search(CachedCaptionStep(model, batch), batch.batch_size, bos_token_id=..., ...)
+    """
+
+    def __init__(self, model: CaptionModel, batch: VLBatch) -> None:
+        self.model, self.batch = model, batch
+
+    def start(self, rows: Tensor) -> KVCache:
+        return self.model.start_cache(self.batch, rows)
+
+    def step(self, state: KVCache, tokens: Tensor) -> Tensor:
+        return self.model.cached_next_token_logits(state, tokens)
+
+    def select(self, state: KVCache, index: Tensor) -> KVCache:
+        return state.select(index)
 
 
 class VQAModel(CrossTaskModel):

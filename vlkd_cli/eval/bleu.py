@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from vlkd_cli.eval.cider import CaptionNGrams, Tokens, as_tokens, caption_ngrams, check_images, sum_by
+from vlkd_cli.eval.cider import CaptionNGrams, Tokens, as_tokens, caption_ngrams, check_images
 
 K = TypeVar("K", bound=Hashable)
 
@@ -58,22 +58,25 @@ def bleu_stats(grams: CaptionNGrams) -> BleuStats:
     Returns:
         The per-image statistics.
     """
-    n = grams.n
-    r_tf = grams.ref_entries[4]
-    h_img, _, h_order, h_tf = grams.hyp_entries
-    # Highest count of each hypothesis n-gram over the image's references (0 if no reference has it), clipped.
-    hit, hyp_hit = grams.matches
-    ref_max = np.zeros(h_tf.size, np.int64)
-    np.maximum.at(ref_max, hyp_hit, r_tf[hit])
-    clipped = np.minimum(h_tf, ref_max)
-    correct = np.rint(sum_by(h_img * n + h_order, clipped, grams.num_images * n)).astype(np.int64).reshape(-1, n)
+    n, table = grams.n, grams.table
+    # Highest count of each hypothesis n-gram over the image's references: the maximum of its group (one n-gram in one
+    # image; the hypothesis entry, last in its group, counts as 0 there), then clipped.
+    group, first = grams.groups
+    hyp = grams.hyp_entries
+    ref_tf = table.tf.copy()
+    ref_tf[hyp] = 0
+    ref_max = np.maximum.reduceat(ref_tf, first)[group[hyp]] if first.size else ref_tf[:0]
+    clipped = np.minimum(table.tf[hyp], ref_max)
+    image = grams.entry_image[hyp]
+    correct = np.bincount(image * n + table.order[hyp], clipped, grams.num_images * n)
+    correct = np.rint(correct).astype(np.int64).reshape(-1, n)
     testlen = grams.hyp_lengths
     guess = np.maximum(testlen[:, None] - np.arange(n), 0)  # (I, n)
     # Closest reference length, ties to the shorter one: minimum of |l - t| * M + l over the image's references.
     ref_len = grams.ref_lengths
     scale = int(ref_len.max(initial=0)) + 1
     closeness = np.abs(ref_len - testlen[grams.ref_image]) * scale + ref_len
-    starts = np.concatenate(([0], np.cumsum(grams.num_refs)[:-1]))
+    starts = np.cumsum(grams.num_refs) - grams.num_refs
     reflen = np.minimum.reduceat(closeness, starts) % scale
     return BleuStats(testlen, reflen, guess, correct)
 

@@ -101,7 +101,7 @@ def as_tokens(sentence: str | Tokens) -> Tokens:
 class NGramTable:
     """All 1..n-grams of a list of sentences, interned to integer ids; one entry per (sentence, distinct n-gram).
 
-    Entries are sorted by (sentence, gram id).
+    Entries are sorted by (gram id, sentence); gram ids are grouped by order (unigrams first).
 
     Attributes:
         lengths: (S,) number of tokens of each sentence.
@@ -129,61 +129,79 @@ def _intern_tokens(sentences: Sequence[Tokens]) -> tuple[np.ndarray, np.ndarray,
     return ids, lengths, len(vocab)
 
 
+def changes(values: np.ndarray) -> np.ndarray:
+    """(N,) bool: True where a run of equal values starts (at 0 and wherever the value differs from the previous)."""
+    starts = np.empty(values.size, dtype=bool)
+    starts[:1] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return starts
+
+
+def _sort_occurrences(code: np.ndarray, start: np.ndarray, num_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """n-gram occurrences (code, start token) sorted by (code, start): one np.sort of code * T + start when that fits
+    in int64 (always, short of billions of tokens), else a lexsort."""
+    if code.size == 0:
+        return code, start
+    if (int(code.max()) + 1) * num_tokens < 2**62:
+        key = np.sort(code * num_tokens + start)
+        code = key // num_tokens
+        return code, key - code * num_tokens
+    order = np.lexsort((start, code))
+    return code[order], start[order]
+
+
 def ngram_table(sentences: Sequence[Tokens], n: int = 4) -> NGramTable:
     """Intern the 1..n-grams of tokenized sentences.
+
+    Order by order, each occurrence gets the code (id of its (k-1)-gram prefix) * V + (id of its last token); one sort
+    of the occurrences by (code, position) then gives, as runs, the distinct k-grams (new ids in code order) and within
+    each the sentences that hold it (positions increase with the sentence) with their counts.
 
     Args:
         sentences: S tokenized sentences.
         n: Highest n-gram order.
 
     Returns:
-        The table (entries sorted by sentence, then gram id).
+        The table (entries sorted by gram id, then sentence).
     """
     tokens, lengths, vocab_size = _intern_tokens(sentences)  # (T,), (S,)
     total = tokens.size
-    ends = np.cumsum(lengths)
     sent_of_token = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)  # (T,)
-    remaining = np.repeat(ends, lengths) - np.arange(total, dtype=np.int64)  # (T,) tokens from here to the end
-    sents, grams = [sent_of_token], [tokens]
-    offsets = [0, vocab_size]  # gram ids of order k are offsets[k - 1] .. offsets[k] - 1
-    prev = tokens  # id (within its order) of the (k-1)-gram starting at each token
-    for k in range(2, n + 1):
-        starts = np.flatnonzero(remaining >= k)
-        combined = prev[starts] * vocab_size + tokens[starts + k - 1]
-        uniq, local = np.unique(combined, return_inverse=True)
-        prev = np.zeros(total, np.int64)
-        prev[starts] = local.reshape(-1)
-        sents.append(sent_of_token[starts])
-        grams.append(local.reshape(-1) + offsets[-1])
-        offsets.append(offsets[-1] + uniq.size)
-    num_grams = max(offsets[-1], 1)
-    # One entry per (sentence, gram) with its count: sort the occurrence keys (no stable argsort needed).
-    keys = np.sort(np.concatenate(sents) * num_grams + np.concatenate(grams))
-    if keys.size:
-        first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        tf = np.diff(np.append(first, keys.size))
-        keys = keys[first]
-    else:
-        tf = keys
-    gram = keys % num_grams
-    order = np.searchsorted(np.asarray(offsets[1:], np.int64), gram, side="right")
-    return NGramTable(lengths, keys // num_grams, gram, order, tf, num_grams)
+    remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(total, dtype=np.int64)  # (T,) tokens to the end
+    prev = np.zeros(total, np.int64)  # id (within its order) of the (k-1)-gram starting at each token
+    parts: list[tuple[np.ndarray, ...]] = []
+    num_grams = 0
+    for k in range(1, n + 1):
+        start = np.flatnonzero(remaining >= k)
+        code = tokens[start] if k == 1 else prev[start] * vocab_size + tokens[start + k - 1]
+        code, start = _sort_occurrences(code, start, total)
+        new_gram = changes(code)
+        local = np.cumsum(new_gram) - 1  # (occurrences,) id within order k
+        sent = sent_of_token[start]
+        first = np.flatnonzero(new_gram | changes(sent))  # one entry per (gram, sentence)
+        tf = np.diff(np.append(first, code.size))
+        parts.append((sent[first], local[first] + num_grams, np.full(first.size, k - 1, np.int64), tf))
+        num_grams += int(local[-1]) + 1 if local.size else 0
+        prev[start] = local
+    sent, gram, order, tf = (np.concatenate(column) for column in zip(*parts))
+    return NGramTable(lengths, sent, gram, order, tf, max(num_grams, 1))
 
 
 @dataclass(frozen=True)
 class CaptionNGrams:
-    """The n-grams of an evaluation: the references of every image, then one hypothesis per image.
+    """The n-grams of an evaluation. Sentences go image by image: the image's references, then its hypothesis.
+
+    The table's entries are sorted by (n-gram, sentence), so the entries of one n-gram in one image are a run (a
+    "group") whose last entry is the hypothesis's, if the hypothesis holds that n-gram.
 
     Attributes:
-        table: Sentences 0..R-1 are the references (image by image), R..R+I-1 the hypotheses (image order).
+        table: The n-gram table of all sentences.
         num_refs: (I,) number of references of each image (>= 1).
-        ref_image: (R,) image index of each reference.
         n: Highest n-gram order.
     """
 
     table: NGramTable
     num_refs: np.ndarray
-    ref_image: np.ndarray
     n: int
 
     @property
@@ -192,46 +210,61 @@ class CaptionNGrams:
         return int(self.num_refs.size)
 
     @cached_property
-    def split(self) -> int:
-        """Index of the first hypothesis entry in the table (entries are sorted by sentence)."""
-        return int(np.searchsorted(self.table.sent, self.ref_image.size))
+    def hyp_sentence(self) -> np.ndarray:
+        """(I,) sentence index of each hypothesis."""
+        return np.cumsum(self.num_refs + 1) - 1
 
     @cached_property
-    def ref_entries(self) -> tuple[np.ndarray, ...]:
-        """(sentence, image, gram, order, tf) of every reference entry, each (E_r,)."""
-        t, cut = self.table, self.split
-        sent = t.sent[:cut]
-        return sent, self.ref_image[sent], t.gram[:cut], t.order[:cut], t.tf[:cut]
+    def ref_sentence(self) -> np.ndarray:
+        """(R,) sentence index of each reference (image by image)."""
+        is_ref = np.ones(self.table.lengths.size, dtype=bool)
+        is_ref[self.hyp_sentence] = False
+        return np.flatnonzero(is_ref)
 
     @cached_property
-    def hyp_entries(self) -> tuple[np.ndarray, ...]:
-        """(image, gram, order, tf) of every hypothesis entry, each (E_h,), sorted by (image, gram)."""
-        t, cut = self.table, self.split
-        return t.sent[cut:] - self.ref_image.size, t.gram[cut:], t.order[cut:], t.tf[cut:]
-
-    @cached_property
-    def matches(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs of a reference entry and the hypothesis entry of the same image and n-gram: (ref idx, hyp idx)."""
-        _, r_img, r_gram, _, _ = self.ref_entries
-        h_img, h_gram, _, _ = self.hyp_entries
-        size = self.table.num_grams
-        h_key = h_img * size + h_gram  # sorted
-        if h_key.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        r_key = r_img * size + r_gram
-        pos = np.minimum(np.searchsorted(h_key, r_key), h_key.size - 1)
-        hit = np.flatnonzero(h_key[pos] == r_key)
-        return hit, pos[hit]
+    def ref_image(self) -> np.ndarray:
+        """(R,) image index of each reference."""
+        return np.repeat(np.arange(self.num_images, dtype=np.int64), self.num_refs)
 
     @property
     def ref_lengths(self) -> np.ndarray:
         """(R,) token counts of the references."""
-        return self.table.lengths[: self.ref_image.size]
+        return self.table.lengths[self.ref_sentence]
 
     @property
     def hyp_lengths(self) -> np.ndarray:
         """(I,) token counts of the hypotheses."""
-        return self.table.lengths[self.ref_image.size :]
+        return self.table.lengths[self.hyp_sentence]
+
+    @cached_property
+    def entry_image(self) -> np.ndarray:
+        """(E,) image index of each table entry."""
+        sentence_image = np.repeat(np.arange(self.num_images, dtype=np.int64), self.num_refs + 1)
+        return sentence_image[self.table.sent]
+
+    @cached_property
+    def hyp_entries(self) -> np.ndarray:
+        """(E_h,) indices of the hypotheses' entries in the table."""
+        is_hyp = np.zeros(self.table.lengths.size, dtype=bool)
+        is_hyp[self.hyp_sentence] = True
+        return np.flatnonzero(is_hyp[self.table.sent])
+
+    @cached_property
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(group of each entry (E,), first entry of each group (Q,)); a group = one n-gram in one image."""
+        start = changes(self.table.gram) | changes(self.entry_image)
+        return np.cumsum(start) - 1, np.flatnonzero(start)
+
+    @cached_property
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs of a reference entry and the hypothesis entry of the same image and n-gram: (ref idx, hyp idx)."""
+        group, first = self.groups
+        hyp_of_group = np.full(first.size, -1, np.int64)
+        hyp_of_group[group[self.hyp_entries]] = self.hyp_entries
+        partner = hyp_of_group[group]  # (E,) the hypothesis entry of each entry's group, -1 if none
+        ref = np.flatnonzero(partner >= 0)
+        ref = ref[partner[ref] != ref]  # not the hypothesis entry itself
+        return ref, partner[ref]
 
 
 def caption_ngrams(refs: Sequence[Sequence[Tokens]], hyps: Sequence[Tokens], n: int = 4) -> CaptionNGrams:
@@ -246,9 +279,8 @@ def caption_ngrams(refs: Sequence[Sequence[Tokens]], hyps: Sequence[Tokens], n: 
         The shared n-gram tables.
     """
     num_refs = np.fromiter(map(len, refs), np.int64, count=len(refs))
-    sentences = [*chain.from_iterable(refs), *hyps]
-    ref_image = np.repeat(np.arange(num_refs.size, dtype=np.int64), num_refs)
-    return CaptionNGrams(ngram_table(sentences, n), num_refs, ref_image, n)
+    sentences = list(chain.from_iterable((*image_refs, hyp) for image_refs, hyp in zip(refs, hyps)))
+    return CaptionNGrams(ngram_table(sentences, n), num_refs, n)
 
 
 def check_images(refs: Mapping[K, Sequence[object]], hyps: Mapping[K, object], metric: str) -> list[K]:
@@ -273,17 +305,6 @@ def check_images(refs: Mapping[K, Sequence[object]], hyps: Mapping[K, object], m
     if empty:
         raise ValueError(f"{metric}: every image needs at least one reference; none for ids {empty[:10]}")
     return list(hyps)
-
-
-def unique_sorted(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (sort-based; numpy 2's hash-based `np.unique` is slower on these int arrays)."""
-    ordered = np.sort(values)
-    if ordered.size == 0:
-        return ordered
-    keep = np.empty(ordered.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
 
 
 def sum_by(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
@@ -319,25 +340,27 @@ def cider_image_scores(grams: CaptionNGrams, sigma: float = 6.0) -> np.ndarray:
     Returns:
         (I,) image scores (x10, pycocoevalcap's scale).
     """
-    n, num_images, size = grams.n, grams.num_images, grams.table.num_grams
-    num_ref_sents = grams.ref_image.size
-    r_sent, r_img, r_gram, r_order, r_tf = grams.ref_entries
-    h_img, h_gram, h_order, h_tf = grams.hyp_entries
-    df = np.bincount(unique_sorted(r_img * size + r_gram) % size, minlength=size)  # (G,)
+    n, num_images, table = grams.n, grams.num_images, grams.table
+    num_sentences = table.lengths.size
+    group, first = grams.groups
+    # df: the groups (n-gram, image) that hold a reference entry; a group starts with its hypothesis entry only when
+    # the references of that image lack the n-gram.
+    is_hyp = np.zeros(table.gram.size, dtype=bool)
+    is_hyp[grams.hyp_entries] = True
+    df = np.bincount(table.gram[first[~is_hyp[first]]], minlength=table.num_grams)  # (G,)
     idf = np.log(float(num_images)) - _log_df(df)  # (G,) ln N - ln max(1, df)
-    r_w = r_tf.astype(np.float64) * idf[r_gram]  # (E_r,)
-    h_w = h_tf.astype(np.float64) * idf[h_gram]  # (E_h,)
-    r_norm = np.sqrt(sum_by(r_sent * n + r_order, r_w**2, num_ref_sents * n)).reshape(-1, n)  # (R, n)
-    h_norm = np.sqrt(sum_by(h_img * n + h_order, h_w**2, num_images * n)).reshape(-1, n)  # (I, n)
+    weight = table.tf.astype(np.float64) * idf[table.gram]  # (E,)
+    slot = table.sent * n + table.order  # (E,) (sentence, order)
+    norm = np.sqrt(sum_by(slot, weight**2, num_sentences * n)).reshape(-1, n)  # (S, n)
     # Clipped dot products over the n-grams a reference shares with the hypothesis of its image.
-    hit, hyp_hit = grams.matches
-    prod = np.minimum(h_w[hyp_hit], r_w[hit]) * r_w[hit]
-    val = sum_by(r_sent[hit] * n + r_order[hit], prod, num_ref_sents * n).reshape(-1, n)  # (R, n)
-    denom = h_norm[grams.ref_image] * r_norm  # (R, n)
-    divide = (h_norm[grams.ref_image] != 0) & (r_norm != 0)
-    val[divide] /= denom[divide]
-    bigrams = np.maximum(grams.table.lengths - 1, 0)  # bigram occurrences of each sentence
-    delta = bigrams[num_ref_sents:][grams.ref_image] - bigrams[:num_ref_sents]  # (R,)
+    ref, hyp = grams.matches
+    prod = np.minimum(weight[hyp], weight[ref]) * weight[ref]
+    val = sum_by(slot[ref], prod, num_sentences * n).reshape(-1, n)[grams.ref_sentence]  # (R, n)
+    h_norm, r_norm = norm[grams.hyp_sentence][grams.ref_image], norm[grams.ref_sentence]  # (R, n) each
+    divide = (h_norm != 0) & (r_norm != 0)
+    val[divide] /= (h_norm * r_norm)[divide]
+    bigrams = np.maximum(table.lengths - 1, 0)  # bigram occurrences of each sentence
+    delta = bigrams[grams.hyp_sentence][grams.ref_image] - bigrams[grams.ref_sentence]  # (R,)
     val *= _length_penalty(delta, sigma)[:, None]
     per_order = sum_by((grams.ref_image[:, None] * n + np.arange(n)).reshape(-1), val.reshape(-1), num_images * n)
     per_order = per_order.reshape(-1, n)  # (I, n), summed over references in order

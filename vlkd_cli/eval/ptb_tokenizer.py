@@ -56,9 +56,11 @@ Known differences:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from typing import TypeVar
 
 K = TypeVar("K")
@@ -706,6 +708,53 @@ def _simple_line(caption: str) -> str | None:
     return " ".join(words)
 
 
+# The fast path's rules again, as scans over many captions joined by newlines (same decisions as `_simple_line`, which
+# the tests check): what rejects a caption, and the words before a period (abbreviation candidates). Every pattern
+# starts with a character class or a literal, so the regex engine jumps from candidate to candidate.
+_NOT_SIMPLE = (
+    re.compile(r"[^A-Za-z0-9 \t\n.,!?;:-]"),  # a character the fast path does not handle
+    re.compile(r"-(?:(?<![A-Za-z0-9]-)|(?![A-Za-z0-9]))"),  # a hyphen that does not join two words
+    re.compile(r"[.,!?;:](?![ \t\n]|\Z)"),  # a mark that does not end a token (".5", "a,b", "!!")
+    re.compile(r"[0-9](?<![A-Za-z0-9][0-9])[0-9]*[ \t]+[0-9]"),  # numbers in a row: may be one phone number
+)
+_REVERSED_DOTTED = re.compile(r"\.[A-Za-z0-9]+(?![A-Za-z0-9-])")  # "word." read backwards: a period first
+_MARK = re.compile("[.,!?;:]")
+
+
+def _dotted_words(text: str) -> Iterator[tuple[int, str]]:
+    """(start, "word.") of every unhyphenated word directly followed by a period (the scan runs on the reversed text,
+    where the period comes first)."""
+    size = len(text)
+    for m in _REVERSED_DOTTED.finditer(text[::-1]):
+        yield size - m.end(), m.group()[::-1]
+
+
+def _simple_lines(captions: Sequence[str]) -> list[str | None]:
+    """`_simple_line` of many cleaned captions at once: a few regex scans over all of them instead of several calls
+    per caption.
+
+    Args:
+        captions: Cleaned captions (no line breaks).
+
+    Returns:
+        Per caption, the fast path's result, or None where the full lexer is needed.
+    """
+    if not captions:
+        return []
+    text = "\n".join(captions)
+    starts = list(accumulate((len(c) + 1 for c in captions), initial=0))  # where each caption starts in text
+    rejected: set[int] = set()
+    for pattern in _NOT_SIMPLE:
+        rejected.update(bisect_right(starts, m.start()) - 1 for m in pattern.finditer(text))
+    rejected.update(bisect_right(starts, pos) - 1 for pos, word in _dotted_words(text) if _is_abbreviation(word))
+    out: list[str | None] = []
+    for i, line in enumerate(_MARK.sub("", text.lower()).split("\n")):
+        words = line.split()
+        simple = i not in rejected and _ASSIMILATIONS.isdisjoint(words)
+        out.append(" ".join(words) if simple else None)
+    return out
+
+
 def _lexed_line(caption: str, following: str) -> str:
     """The wrapper's result for one cleaned caption from the full lexer: lower-cased tokens, right-stripped, split,
     filtered, joined."""
@@ -792,18 +841,16 @@ def _flat_captions(captions: Mapping[K, Sequence[str]]) -> list[str]:
 def _file_lines(flat: Sequence[str]) -> list[str]:
     """The wrapper's output line for each caption of the file.
 
-    Each distinct caption goes through the fast path once (its result does not depend on the neighbours); the others
-    are lexed once per distinct (caption, look-ahead) pair. The memo lives for one call only, so what one evaluation
+    The distinct captions go through the fast path together (its result does not depend on the neighbours); the
+    others are lexed once per distinct (caption, look-ahead) pair. The memo lives for one call only, so what one evaluation
     costs does not depend on what was evaluated before.
     """
-    simple: dict[str, str | None] = {}
+    distinct = list(dict.fromkeys(flat))
+    simple = dict(zip(distinct, _simple_lines(distinct)))
     lexed: dict[tuple[str, str], str] = {}
     lines: list[str] = []
     for i, cap in enumerate(flat):
-        if cap in simple:
-            line = simple[cap]
-        else:
-            line = simple[cap] = _simple_line(cap)
+        line = simple[cap]
         if line is None:
             key = (cap, _context(flat, i))
             line = lexed.get(key)

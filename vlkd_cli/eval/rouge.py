@@ -140,10 +140,13 @@ def _lcs_word(
     by_length = np.argsort(-ref_len)  # rank -> reference, longest first
     rank = np.empty(num, np.int64)
     rank[by_length] = np.arange(num)
-    # Step-major, rank-minor: the references still running at step j are ranks 0..count_j - 1, a prefix.
-    order = np.argsort(step * num + rank[ref_of_token])  # distinct keys
-    token_mask = _lookup(mask_keys, masks, ref_hyp[ref_of_token] * vocab_size + ref_tokens)[order]  # (Tr,)
-    running = np.bincount(step, minlength=0).tolist()  # references still running at each step
+    # Step-major, rank-minor: the references still running at step j are ranks 0..running_j - 1, a prefix, so the
+    # token of rank r at step j goes to (tokens of the steps before j) + r.
+    running = np.bincount(step, minlength=0)  # (max length,) references still running at each step
+    slot = (np.cumsum(running) - running)[step] + rank[ref_of_token]  # (Tr,)
+    token_mask = np.empty(ref_tokens.size, np.uint64)
+    token_mask[slot] = _lookup(mask_keys, masks, ref_hyp[ref_of_token] * vocab_size + ref_tokens)
+    running = running.tolist()
     m = hyp_len[ref_hyp[by_length]].astype(np.uint64)  # (P,) by rank
     full = np.where(m >= _WORD_BITS, ~np.uint64(0), (np.uint64(1) << np.minimum(m, 63)) - np.uint64(1))
     v = full.copy()

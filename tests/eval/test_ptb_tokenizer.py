@@ -209,3 +209,16 @@ def test_line_break_hazards_of_the_official_wrapper():
     assert official == {1: ["a"], 2: ["b"]}  # the wrapper shifts "b" to image 2 and loses "c"
     assert module.PTBTokenizer().tokenize({1: [{"caption": "a b"}]}) == {1: [ptb_tokenize("a\rb")]}
     assert tokenize_captions({1: ["a\rb"], 2: ["c"]}) == {1: ["a b"], 2: ["c"]}
+
+
+def test_fast_path_over_many_captions_decides_as_caption_by_caption():
+    # tokenize_captions runs the fast path as regex scans over all captions joined; ptb_tokenize, one by one
+    rng = random.Random(17)
+    pieces = ["a", "A", "dog", "Mr", "mr.", "U", "no.", "etc.", "x.", "5", "555", "1234", "3.5", "10-year-old", "a-",
+              "-a", "--", ".", ". .", ",", "!", "?", "!!", ";", ":", "a,b", "gonna", "GONNA", "gonna-be", "cannot.",
+              "it's", "(", "\u00e9", "\t", "  "]  # fmt: skip
+    captions = [" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 7))) for _ in range(5000)]
+    captions += GEN.generate_sentences(seed=31, count=2000, hand_picked=False)
+    captions = [ptb_tokenizer._clean(c) for c in captions]
+    assert ptb_tokenizer._simple_lines(captions) == [ptb_tokenizer._simple_line(c) for c in captions]
+    assert ptb_tokenizer._simple_lines([]) == []

@@ -32,14 +32,16 @@ import threading
 import types
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vlkd_cli.eval.bleu import bleu_scores
-from vlkd_cli.eval.cider import caption_ngrams, cider_image_scores
-from vlkd_cli.eval.rouge import rouge_l_scores
+from vlkd_cli.eval.cider import caption_ngrams_of_ids, cider_image_scores
+from vlkd_cli.eval.rouge import rouge_l_of_ids
+from vlkd_cli.eval.token_ids import split_lines
 
 METRIC_NAMES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 BACKENDS = ("python", "pycocoevalcap")
@@ -164,8 +166,10 @@ def _python_backend(
     gts_tok = tokenize_captions(refs)
     res_tok = tokenize_captions({i: [cands[i]] for i in ids})
     hyps = [res_tok[i][0] for i in ids]
-    ref_lists = [gts_tok[i] for i in ids]
-    grams = caption_ngrams([[r.split() for r in rs] for rs in ref_lists], [h.split() for h in hyps], 4)
+    # Image by image, its references then its candidate; split once for BLEU / CIDEr-D and once for ROUGE-L.
+    words, pieces = split_lines(list(chain.from_iterable((*gts_tok[i], hyp) for i, hyp in zip(ids, hyps))))
+    num_refs = np.fromiter((len(gts_tok[i]) for i in ids), np.int64, count=len(ids))
+    grams = caption_ngrams_of_ids(words, num_refs, 4)
     corpus, per_image = bleu_scores(grams, ids)
     _store_bleu(out, corpus, ids, list(zip(*per_image.values())))
     if meteor:
@@ -176,7 +180,7 @@ def _python_backend(
             _fail(out, "METEOR", result.reason or "METEOR failed")
         else:
             _store(out, "METEOR", result.score, ids, [result.per_image[i] for i in ids])
-    rouge = rouge_l_scores([h.split(" ") for h in hyps], [[r.split(" ") for r in rs] for rs in ref_lists], 1.2)
+    rouge = rouge_l_of_ids(pieces.select(grams.hyp_sentence), pieces.select(grams.ref_sentence), num_refs, 1.2)
     _store(out, "ROUGE_L", np.mean(rouge), ids, rouge.tolist())
     cider = cider_image_scores(grams, 6.0)
     _store(out, "CIDEr", np.mean(cider), ids, cider.tolist())

@@ -14,8 +14,11 @@ bigram counts; image score = 10 * mean over orders of the mean over references; 
 scores. The score depends on the set of evaluated images (df and N); one image scores 0 (see docs/evaluation.md,
 "Captioning (`eval-caption`)").
 
-Implementation: every n-gram of the corpus is interned to an integer id (`ngram_table`), so df, tf-idf weights,
-norms and the clipped dot products are numpy array operations (`CaptionNGrams` is shared with `bleu.py`).
+Implementation: every n-gram of the corpus is interned to an integer id (`ngram_table`, one sort per order), so df,
+tf-idf weights, norms and the clipped dot products are numpy array operations (`CaptionNGrams` is shared with
+`bleu.py`). The table's entries are sorted by (n-gram, sentence) and the sentences go image by image, so each n-gram
+of each image is one run of entries: df counts the runs with a reference, and a reference entry meets the hypothesis
+entry of its run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from itertools import chain
 from typing import TypeVar
 
 import numpy as np
+
+from vlkd_cli.eval.token_ids import TokenIds, intern_tokens
 
 _TOKEN = re.compile(r"\w+(?:[-'\u2019]\w+)*")
 
@@ -120,15 +125,6 @@ class NGramTable:
     num_grams: int
 
 
-def _intern_tokens(sentences: Sequence[Tokens]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Token ids of all sentences, concatenated: (T,) ids, (S,) lengths, vocabulary size."""
-    lengths = np.fromiter(map(len, sentences), np.int64, count=len(sentences))
-    flat = list(chain.from_iterable(sentences))
-    vocab = dict(zip(dict.fromkeys(flat), range(len(flat))))
-    ids = np.fromiter(map(vocab.__getitem__, flat), np.int64, count=len(flat))
-    return ids, lengths, len(vocab)
-
-
 def changes(values: np.ndarray) -> np.ndarray:
     """(N,) bool: True where a run of equal values starts (at 0 and wherever the value differs from the previous)."""
     starts = np.empty(values.size, dtype=bool)
@@ -153,10 +149,6 @@ def _sort_occurrences(code: np.ndarray, start: np.ndarray, num_tokens: int) -> t
 def ngram_table(sentences: Sequence[Tokens], n: int = 4) -> NGramTable:
     """Intern the 1..n-grams of tokenized sentences.
 
-    Order by order, each occurrence gets the code (id of its (k-1)-gram prefix) * V + (id of its last token); one sort
-    of the occurrences by (code, position) then gives, as runs, the distinct k-grams (new ids in code order) and within
-    each the sentences that hold it (positions increase with the sentence) with their counts.
-
     Args:
         sentences: S tokenized sentences.
         n: Highest n-gram order.
@@ -164,7 +156,24 @@ def ngram_table(sentences: Sequence[Tokens], n: int = 4) -> NGramTable:
     Returns:
         The table (entries sorted by gram id, then sentence).
     """
-    tokens, lengths, vocab_size = _intern_tokens(sentences)  # (T,), (S,)
+    return ngram_table_of_ids(intern_tokens(sentences), n)
+
+
+def ngram_table_of_ids(sentences: TokenIds, n: int = 4) -> NGramTable:
+    """Intern the 1..n-grams of sentences given as token ids.
+
+    Order by order, each occurrence gets the code (id of its (k-1)-gram prefix) * V + (id of its last token); one sort
+    of the occurrences by (code, position) then gives, as runs, the distinct k-grams (new ids in code order) and within
+    each the sentences that hold it (positions increase with the sentence) with their counts.
+
+    Args:
+        sentences: S sentences.
+        n: Highest n-gram order.
+
+    Returns:
+        The table (entries sorted by gram id, then sentence).
+    """
+    tokens, lengths, vocab_size = sentences.ids, sentences.lengths, sentences.vocab_size  # (T,), (S,)
     total = tokens.size
     sent_of_token = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)  # (T,)
     remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(total, dtype=np.int64)  # (T,) tokens to the end
@@ -281,6 +290,20 @@ def caption_ngrams(refs: Sequence[Sequence[Tokens]], hyps: Sequence[Tokens], n: 
     num_refs = np.fromiter(map(len, refs), np.int64, count=len(refs))
     sentences = list(chain.from_iterable((*image_refs, hyp) for image_refs, hyp in zip(refs, hyps)))
     return CaptionNGrams(ngram_table(sentences, n), num_refs, n)
+
+
+def caption_ngrams_of_ids(sentences: TokenIds, num_refs: np.ndarray, n: int = 4) -> CaptionNGrams:
+    """`caption_ngrams` of sentences given as token ids.
+
+    Args:
+        sentences: Image by image, the image's references, then its hypothesis.
+        num_refs: (I,) number of references of each image (>= 1).
+        n: Highest n-gram order.
+
+    Returns:
+        The shared n-gram tables.
+    """
+    return CaptionNGrams(ngram_table_of_ids(sentences, n), num_refs, n)
 
 
 def check_images(refs: Mapping[K, Sequence[object]], hyps: Mapping[K, object], metric: str) -> list[K]:

@@ -21,12 +21,13 @@ The integers are the same as the table's, so the scores are bit-equal.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from itertools import chain, count, repeat
+from itertools import chain
 from typing import TypeVar
 
 import numpy as np
 
 from vlkd_cli.eval.cider import check_images
+from vlkd_cli.eval.token_ids import TokenIds, intern_tokens
 
 K = TypeVar("K", bound=Hashable)
 
@@ -172,22 +173,28 @@ def lcs_lengths(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]], re
     Returns:
         (P,) LCS lengths.
     """
-    ref_hyp_arr = np.asarray(ref_hyp, dtype=np.int64).reshape(-1)
-    vocab = dict(zip(dict.fromkeys(chain.from_iterable(hyps)), count()))
-    unknown = len(vocab)  # reference tokens absent from every hypothesis match nothing
-    hyp_len, ref_len = _lengths(hyps), _lengths(refs)
-    hyp_tokens = np.fromiter(map(vocab.__getitem__, chain.from_iterable(hyps)), np.int64, count=int(hyp_len.sum()))
-    ref_tokens = np.fromiter(
-        map(vocab.get, chain.from_iterable(refs), repeat(unknown)), np.int64, count=int(ref_len.sum())
-    )
+    tokens = intern_tokens([*hyps, *refs])
+    num_hyps = len(hyps)
+    hyp_ids = tokens.select(np.arange(num_hyps))
+    ref_ids = tokens.select(np.arange(num_hyps, num_hyps + len(refs)))
+    return _lcs_of_ids(hyp_ids, ref_ids, np.asarray(ref_hyp, dtype=np.int64).reshape(-1))
+
+
+def _lcs_of_ids(hyps: TokenIds, refs: TokenIds, ref_hyp: np.ndarray) -> np.ndarray:
+    """`lcs_lengths` of sentences given as token ids (one vocabulary): hypotheses of at most 64 tokens in uint64
+    arrays, longer ones with Python ints."""
+    hyp_len, ref_len = hyps.lengths, refs.lengths
     lcs = np.zeros(ref_len.size, np.int64)
-    word = hyp_len[ref_hyp_arr] <= _WORD_BITS if ref_len.size else np.zeros(0, dtype=bool)
+    word = hyp_len[ref_hyp] <= _WORD_BITS if ref_len.size else np.zeros(0, dtype=bool)
     chosen = np.flatnonzero(word)
     if chosen.size:
-        tokens = ref_tokens[np.repeat(word, ref_len)]
-        lcs[chosen] = _lcs_word(hyp_tokens, hyp_len, tokens, ref_len[chosen], ref_hyp_arr[chosen], unknown + 1)
+        tokens = refs.ids[np.repeat(word, ref_len)]
+        lcs[chosen] = _lcs_word(hyps.ids, hyp_len, tokens, ref_len[chosen], ref_hyp[chosen], hyps.vocab_size)
+    hyp_start, ref_start = np.cumsum(hyp_len) - hyp_len, np.cumsum(ref_len) - ref_len
     for p in np.flatnonzero(~word).tolist():
-        lcs[p] = lcs_length(hyps[ref_hyp_arr[p]], refs[p])
+        h = int(ref_hyp[p])
+        hyp = hyps.ids[hyp_start[h] : hyp_start[h] + hyp_len[h]].tolist()
+        lcs[p] = lcs_length(hyp, refs.ids[ref_start[p] : ref_start[p] + ref_len[p]].tolist())
     return lcs
 
 
@@ -202,17 +209,34 @@ def rouge_l_scores(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[Sequen
     Returns:
         (I,) scores.
     """
-    num_refs = _lengths(refs)
-    ref_hyp = np.repeat(np.arange(len(hyps)), num_refs)
-    flat_refs = list(chain.from_iterable(refs))
-    lcs = lcs_lengths(hyps, flat_refs, ref_hyp).astype(np.float64)
-    hyp_len = _lengths(hyps).astype(np.float64)
-    ref_len = _lengths(flat_refs).astype(np.float64)
-    starts = np.concatenate(([0], np.cumsum(num_refs)[:-1]))
+    tokens = intern_tokens([*hyps, *chain.from_iterable(refs)])
+    num_hyps = len(hyps)
+    hyp_ids = tokens.select(np.arange(num_hyps))
+    ref_ids = tokens.select(np.arange(num_hyps, tokens.lengths.size))
+    return rouge_l_of_ids(hyp_ids, ref_ids, _lengths(refs), beta)
+
+
+def rouge_l_of_ids(hyps: TokenIds, refs: TokenIds, num_refs: np.ndarray, beta: float) -> np.ndarray:
+    """`rouge_l_scores` of sentences given as token ids (one vocabulary for both).
+
+    Args:
+        hyps: I hypotheses (`split(" ")` tokens).
+        refs: The references, image by image.
+        num_refs: (I,) number of references of each image (>= 1).
+        beta: Recall weight.
+
+    Returns:
+        (I,) scores.
+    """
+    ref_hyp = np.repeat(np.arange(num_refs.size), num_refs)
+    lcs = _lcs_of_ids(hyps, refs, ref_hyp).astype(np.float64)
+    hyp_len = hyps.lengths.astype(np.float64)
+    ref_len = refs.lengths.astype(np.float64)
+    starts = np.cumsum(num_refs) - num_refs
     prec = np.maximum.reduceat(lcs / hyp_len[ref_hyp], starts)
     rec = np.maximum.reduceat(lcs / ref_len, starts)
     b2 = beta**2
-    score = np.zeros(len(hyps))
+    score = np.zeros(num_refs.size)
     ok = (prec != 0) & (rec != 0)
     score[ok] = ((1 + b2) * prec[ok] * rec[ok]) / (rec[ok] + b2 * prec[ok])
     return score

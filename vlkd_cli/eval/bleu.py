@@ -141,10 +141,33 @@ def bleu_scores(grams: CaptionNGrams, ids: Sequence[K]) -> tuple[list[float], di
     """
     stats = bleu_stats(grams)
     n = grams.n
-    testlen, reflen = stats.testlen.tolist(), stats.reflen.tolist()
-    guess, correct = stats.guess.tolist(), stats.correct.tolist()
-    per_image = {i: bleu_from_counts(correct[j], guess[j], testlen[j], reflen[j], n) for j, i in enumerate(ids)}
+    per_image = dict(zip(ids, sentence_bleu(stats).tolist()))
     corpus = bleu_from_counts(
-        stats.correct.sum(axis=0).tolist(), stats.guess.sum(axis=0).tolist(), sum(testlen), sum(reflen), n
+        stats.correct.sum(axis=0).tolist(),
+        stats.guess.sum(axis=0).tolist(),
+        int(stats.testlen.sum()),
+        int(stats.reflen.sum()),
+        n,
     )
     return corpus, per_image
+
+
+def sentence_bleu(stats: BleuStats) -> np.ndarray:
+    """`bleu_from_counts` of every image at once, bit-equal: the same float operations in the same order (numpy for
+    the arithmetic, Python's `**` and `math.exp` for the powers, whose numpy versions may differ in the last bit).
+
+    Args:
+        stats: Per-image statistics.
+
+    Returns:
+        (I, n) BLEU-1..n of each image.
+    """
+    num_images, n = stats.guess.shape
+    product = np.cumprod((stats.correct + _TINY) / (stats.guess + _SMALL), axis=1)  # (I, n), multiplied k by k
+    exponents = [1.0 / (k + 1) for k in range(n)] * num_images
+    scores = np.array(list(map(pow, product.ravel().tolist(), exponents)), dtype=np.float64).reshape(num_images, n)
+    ratio = (stats.testlen + _TINY) / (stats.reflen + _SMALL)
+    short = np.flatnonzero(ratio < 1)
+    penalty = [math.exp(1 - 1 / r) for r in ratio[short].tolist()]
+    scores[short] *= np.array(penalty, dtype=np.float64)[:, None]
+    return scores

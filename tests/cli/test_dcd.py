@@ -397,3 +397,12 @@ def test_a_pool_retriever_reads_its_own_regions_by_image_id(demo_data, demo_regi
     assert fixed.exit_code == 0, fixed.output
     released = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "r", "tiny", *pools))
     assert_refused(released, 2, "--dcd-pool-source")
+
+    from tests.reliability.test_corrupt_artifacts import _regions_with
+
+    image = int(mine.image_ids[-1])  # a training image the retriever ranks before the first step
+    nan = _regions_with(regions, tmp_path / "nan.safetensors", "student_features", image, np.nan)
+    refused = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "n", "tiny", "--dcd-pool-source",
+                               retriever, "--dcd-pool-regions", nan, "--dcd-pool", 4, "--dcd-k", 2))  # fmt: skip
+    assert_refused(refused, 3, str(nan), f"non-finite values in student_features of image {image}")
+    assert not (tmp_path / "n").exists()

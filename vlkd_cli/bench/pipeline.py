@@ -195,6 +195,7 @@ class EndToEnd:
     decode_length: int
     beam_size: int
     names: dict[int, str] | None
+    regions: list[int] | None = None  # regions per image of the last iteration (what the transformer read)
 
 
 def prepare_end_to_end(bm: BenchModel, proposals: Proposals, refs: list[ImageRef], image_size: int,
@@ -216,6 +217,7 @@ def end_to_end_iteration(bm: BenchModel, e2e: EndToEnd, timer: ModuleTimer, devi
     synchronize(device)
     start = time.perf_counter()
     images = image_stages(bm, e2e.proposals, e2e.refs, e2e.fixed, clock, e2e.image_size)
+    e2e.regions = [len(boxes) for boxes in images.boxes]
     texts = [QUESTION] * len(e2e.refs) if bm.task == "vqa" else None
     with clock("inputs"):
         batch = model_inputs(bm, images, e2e.names, texts, device)

@@ -37,6 +37,7 @@ def _model_info(bm: BenchModel, image_size: int, proposals: Proposals, scope: tu
         "task": bm.task,
         "arch": bm.config.get("arch", "cross"),
         "features": bm.lineage.side,
+        "precision": bm.precision,
         "backbone": bm.lineage.backbone,
         "backbone_weights": bm.backbone_weights,
         "image_size": image_size,
@@ -65,14 +66,16 @@ def run_end_to_end(cfg, refs: list[ImageRef], proposals: list[Proposals], device
     rows, infos, tensors = [], [], {}
     for index, (arg, own) in enumerate(zip(cfg.models, proposals, strict=True)):
         scope = reset_peak_rss(), rss_mib()
-        bm = load_bench_model(arg, detector_backbone=_backbone_of(own), device=device)
+        bm = load_bench_model(arg, detector_backbone=_backbone_of(own), device=device, precision=cfg.precision)
         image_size = _image_size(cfg, bm, own)
         timer = ModuleTimer(bm.model.vl, device)
+        regions = {}
         for size in cfg.batch_sizes or DEFAULT_BATCH_SIZES[bm.task]:
             batch_refs = [refs[i % len(refs)] for i in range(size)]
             e2e = prepare_end_to_end(bm, own, batch_refs, image_size, cfg.decode_length, cfg.beam_size)
             with torch.inference_mode():
                 timings = measure(partial(end_to_end_iteration, bm, e2e, timer, device), cfg.warmup, cfg.iters)
+            regions[str(size)] = float(np.mean(e2e.regions)) if e2e.regions else 0.0
             for stage in STAGES:
                 rows.append(_row(arg, size, stage, timings, own.skipped))
                 if stage in timings:
@@ -82,7 +85,7 @@ def run_end_to_end(cfg, refs: list[ImageRef], proposals: list[Proposals], device
                         "RoI pooling of the detector's backbone maps (that backbone runs in the detector)"
                     )
         timer.remove()
-        infos.append(_model_info(bm, image_size, own, scope))
+        infos.append({**_model_info(bm, image_size, own, scope), "regions_per_image": regions})
         del bm, timer
         gc.collect()
     return rows, infos, tensors
@@ -99,7 +102,8 @@ def run_retrieval(cfg, refs: list[ImageRef], proposals: list[Proposals], device:
     def load(index: int):
         if index not in cache:
             own = proposals[index]
-            bm = load_bench_model(cfg.models[index], detector_backbone=_backbone_of(own), device=device)
+            bm = load_bench_model(cfg.models[index], detector_backbone=_backbone_of(own), device=device,
+                                  precision=cfg.precision)  # fmt: skip
             image_size = _image_size(cfg, bm, own)
             regions = retrieval.gallery_regions(bm, own, distinct, image_size, device)
             cache[index] = (bm, retrieval.inference_model(bm, regions, device), image_size)

@@ -28,6 +28,15 @@ def check_task(value: str | None) -> str | None:
     return value
 
 
+PRECISIONS = ("fp32", "bf16", "int8")  # = vlkd_cli.models.precision.PRECISIONS (importing vlkd_cli.models loads torch)
+
+
+def check_precision_option(value: str | None) -> str | None:
+    if value is not None and value not in PRECISIONS:
+        raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
 def check_regions(values: list[Path] | None) -> list[Path] | None:
     """Each `--regions` names a file or a complete shard set (an incomplete set is exit 3, later)."""
     for path in values or []:
@@ -43,6 +52,11 @@ OutFile = Annotated[Path, typer.Option("--out", "-o", help="Output file (written
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output directory (written atomically).", file_okay=False)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", callback=check_device)]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option("--precision", help="Inference precision: fp32, bf16 (bfloat16 autocast) or int8 (dynamic "
+                 "quantisation of the Linear layers; CPU only).", callback=check_precision_option),
+]  # fmt: skip
 TaskOpt = Annotated[str, typer.Option("--task", help="caption, vqa, retrieval or pretrain.", callback=check_task)]
 ExistingDir = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True, readable=True)]
 ExistingFile = Annotated[Path, typer.Option(exists=True, file_okay=True, dir_okay=False, readable=True)]

@@ -9,7 +9,7 @@ import typer
 
 from vlkd_cli.cli._app import OPTION_ORDER, command_errors
 from vlkd_cli.cli._config_file import ConfigOpt
-from vlkd_cli.cli._options import DeviceOpt, OutDir, SeedOpt
+from vlkd_cli.cli._options import DeviceOpt, OutDir, PrecisionOpt, SeedOpt
 from vlkd_cli.options import config_from_options
 
 EPILOG = (
@@ -75,7 +75,8 @@ def print_latency(document: dict[str, Any]) -> None:
 
     models = [info["model"] for info in document["models"]]
     rows = document["results"]
-    table = Table(title=f"{document['task']} latency, median ms ({document['mode']})", box=None, pad_edge=False)
+    title = f"{document['task']} latency, median ms ({document['mode']}, {document['precision']})"
+    table = Table(title=title, box=None, pad_edge=False)
     table.add_column("stage")
     table.add_column("batch", justify="right")
     for n, model in enumerate(models):
@@ -164,6 +165,7 @@ def benchmark_latency_cmd(
     ] = 16,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads (default: torch's).")] = None,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
 ) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._config_file import ConfigOpt
-from vlkd_cli.cli._options import DeviceOpt, OptionalRegionsOpt, OutDir, regions_value
+from vlkd_cli.cli._options import DeviceOpt, OptionalRegionsOpt, OutDir, PrecisionOpt, regions_value
 from vlkd_cli.options import config_from_options
 
 CAPTION_EPILOG = (
@@ -25,7 +25,8 @@ VQA_EPILOG = (
 RETRIEVAL_EPILOG = (
     "Example: vlkd eval-retrieval --model dual-student --regions test-regions.safetensors --annotations "
     "dataset_coco.json --split test --folds 5 --out eval/retrieval   "
-    "(two-stage: --rerank-model teacher --rerank-k 16; any tool's matrix: --scores scores.safetensors)"
+    "(two-stage: --rerank-model teacher --rerank-k 16; any tool's matrix: --scores scores.safetensors; the student "
+    "quantised: --precision int8)"
 )
 
 
@@ -84,6 +85,7 @@ def eval_caption_cmd(
     meteor: _opt(bool, "METEOR 1.5 through the official jar (needs Java and pycocoevalcap).") = True,
     spice: _opt(bool, "Try SPICE (needs Java and the CoreNLP 3.6.0 models pycocoevalcap downloads).") = False,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     config: ConfigOpt = None,
 ) -> None:  # fmt: skip
     """Score captions with the COCO metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE), equal to pycocoevalcap."""
@@ -95,7 +97,7 @@ def eval_caption_cmd(
     if summary["metrics"] is None:
         typer.echo(f"wrote {out}/predictions.json: captions of {summary['images']} images (no references given)")
         return
-    print_metrics(f"{summary['images']} images", summary["metrics"], summary["reasons"])
+    print_metrics(f"{summary['images']} images, {precision}", summary["metrics"], summary["reasons"])
     typer.echo(WROTE.format(out=out))
 
 
@@ -112,6 +114,7 @@ def eval_vqa_cmd(
     official_version: _opt(str, "2021 (GitHub HEAD of GT-Vision-Lab/VQA) or 2016 (the earlier version, as vendored by LAVIS).") = "2021",
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     config: ConfigOpt = None,
 ) -> None:  # fmt: skip
     """Score VQA answers with the official accuracy (overall, per question type, per answer type, in percent)."""
@@ -125,7 +128,8 @@ def eval_vqa_cmd(
         return
     metrics = summary["metrics"]
     flat = {"overall": metrics["overall"], **{f"answer type {k}": v for k, v in metrics["perAnswerType"].items()}}
-    print_metrics(f"VQA accuracy (%), {summary['questions']} questions, version {official_version}", flat)
+    print_metrics(f"VQA accuracy (%), {summary['questions']} questions, version {official_version}, {precision}",
+                  flat)
     typer.echo(WROTE.format(out=out))
 
 
@@ -143,6 +147,7 @@ def eval_retrieval_cmd(
     folds: _opt(int, "Average over this many consecutive image folds (5 = the COCO 1K protocol).") = 1,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     config: ConfigOpt = None,
 ) -> None:  # fmt: skip
     """Image-text retrieval recall R@1/5/10 both ways (any caption of an image counts for i2t; rank = strictly higher scores)."""
@@ -151,6 +156,6 @@ def eval_retrieval_cmd(
 
     cfg = config_from_options(EvalRetrievalConfig, options, ignore=["config"])
     summary = run(cfg)
-    folded = f", {folds} folds" if folds > 1 else ""
+    folded = (f", {folds} folds" if folds > 1 else "") + ("" if scores is not None else f", {precision}")
     print_metrics(f"retrieval (%), {summary['images']} images x {summary['texts']} texts{folded}", summary["metrics"])
     typer.echo(WROTE.format(out=out))

@@ -311,6 +311,41 @@ def _recipe(description: dict[str, Any]) -> str:
     return template.format(**values)
 
 
+_HF_INT8 = """\
+## Run it quantised (int8, CPU)
+
+Dynamic quantisation stores the encoder's Linear weights as int8 and quantises activations per batch at run time
+(CPU only). Quantise once after loading; the snippet above then runs unchanged (its heads stay float32):
+
+```
+import torch
+model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+```
+
+This is what `vlkd eval-caption|eval-vqa|eval-retrieval|benchmark-latency --precision int8` runs (there the
+region embedding and head Linear layers are quantised too). Check the accuracy cost on your own validation split
+(`--precision fp32` vs `int8`) before deploying it; `--precision bf16` (bfloat16 autocast) is the GPU choice."""
+
+_ONNX_INT8 = """\
+## Run it quantised (int8, onnxruntime)
+
+onnxruntime's dynamic quantisation rewrites a graph's MatMul weights to int8 (activations quantised at run time):
+
+```
+from onnxruntime.quantization import QuantType, quantize_dynamic
+quantize_dynamic("{file}", "{stem}.int8.onnx", weight_type=QuantType.QInt8)
+```
+
+Run `{stem}.int8.onnx` like the float graph, and compare its outputs with the float graph's on your own inputs."""
+
+_TORCHSCRIPT_INT8 = """\
+## Run it quantised (int8)
+
+A traced graph keeps the float weights it was traced with. For int8, quantise the `--to hf` export with
+`torch.ao.quantization.quantize_dynamic` (its README shows how), or export `--to onnx` and quantise that graph with
+onnxruntime's `quantize_dynamic`."""
+
+
 def hf_readme(description: dict[str, Any]) -> str:
     """README.md of a `--to hf` export."""
     task, arch = description["task"], description.get("arch", "cross")
@@ -361,6 +396,8 @@ def hf_readme(description: dict[str, Any]) -> str:
         readme_snippet(description).rstrip("\n"),
         "```",
         "",
+        _HF_INT8,
+        "",
         "## Stripped",
         "",
         "Distillation-only parts and training state are not exported:",
@@ -388,8 +425,11 @@ def graph_readme(description: dict[str, Any]) -> str:
         lines += ["", checked, ""]
     if fmt == "torchscript":
         lines += ["Load with `torch.jit.load(FILE)` (a TorchScript archive: load only files you trust).", ""]
+        lines += [_TORCHSCRIPT_INT8, ""]
     else:
         lines += ["Run with onnxruntime: `ort.InferenceSession(FILE).run(None, {name: array, ...})`.", ""]
+        first = next(iter(description["graphs"].values()))["file"]
+        lines += [_ONNX_INT8.format(file=first, stem=first.removesuffix(".onnx")), ""]
     layout = (
         "Inputs follow the layout of `vlkd_config.json` (`layout`, `mask_type`, `geometry`); the `--to hf` "
         "export's README shows how to build them."

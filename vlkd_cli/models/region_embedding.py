@@ -53,5 +53,7 @@ class RegionEmbedding(nn.Module):
         """(B, R, D) features and (B, R, 6) geometry -> (B, R, hidden) region tokens."""
         if features.shape[-1] != self.feature_dim:
             raise ValueError(f"region features have dim {features.shape[-1]}, the model expects {self.feature_dim}")
-        tokens = self.projection(torch.cat([features, geometry], dim=-1).to(self.projection.weight.dtype))
+        weight = self.projection.weight  # a method, not a tensor, once dynamically quantised (which takes float32)
+        dtype = weight.dtype if isinstance(weight, Tensor) else torch.float32
+        tokens = self.projection(torch.cat([features, geometry], dim=-1).to(dtype))
         return self.dropout(self.layer_norm(tokens))  # (B, R, hidden)

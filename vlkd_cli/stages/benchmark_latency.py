@@ -32,6 +32,7 @@ from vlkd_cli.bench.timing import (
 )
 from vlkd_cli.data.image_index import image_list_sha256, resolve_images
 from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.models.precision import check_precision, precision_context
 from vlkd_cli.runtime import resolve_device, seed_everything
 
 COMMAND = "benchmark-latency"
@@ -62,6 +63,7 @@ class LatencyConfig:
     rerank_k: int = 16
     threads: int | None = None
     device: str = "auto"
+    precision: str = "fp32"  # fp32, bf16 (autocast: transformer, detector and backbone) or int8 (Linear layers, CPU)
     seed: int = 0
 
 
@@ -84,6 +86,7 @@ def check_config(cfg: LatencyConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
+    check_precision(cfg.precision)
     if cfg.warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {cfg.warmup}")
     if cfg.rerank_k < MIN_RERANK_K:
@@ -139,6 +142,9 @@ def _protocol(cfg: LatencyConfig, device: torch.device) -> dict[str, Any]:
         "decode_length": cfg.decode_length,
         "beam_size": cfg.beam_size,
         "clock": f"time.perf_counter around each stage{sync}; torch.inference_mode, eval mode",
+        "precision": {"fp32": "float32", "bf16": "bfloat16 torch.autocast around every stage",
+                      "int8": "the transformer's Linear layers dynamically quantised (qint8); CNNs float32"}[
+            cfg.precision],  # fmt: skip
         "statistics": "median, p90 (numpy.percentile, linear), mean of the kept iterations, in milliseconds",
         "reference": "ratio_to_reference = median / the first --model's median for the same batch size and stage",
     }
@@ -169,13 +175,16 @@ def _run(cfg: LatencyConfig) -> dict[str, Any]:
     proposals = model_proposals(len(cfg.models), detector_paths(cfg), cfg.proposals, refs, device)
     mode = "retrieval" if task == "retrieval" else "end-to-end"
     runner = run_retrieval if mode == "retrieval" else run_end_to_end
-    rows, infos, tensors = runner(cfg, refs, proposals, device)
+    check_precision(cfg.precision, device)
+    with precision_context(cfg.precision, device):
+        rows, infos, tensors = runner(cfg, refs, proposals, device)
     add_ratios(rows, cfg.models[0])
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     config["detector"] = [str(d) for d in detector_paths(cfg)] or None
     document = {
         "task": task,
         "mode": mode,
+        "precision": cfg.precision,
         "reference": cfg.models[0],
         "protocol": _protocol(cfg, device),
         "environment": environment(device),
@@ -189,7 +198,8 @@ def _run(cfg: LatencyConfig) -> dict[str, Any]:
     if cfg.proposals is not None:
         inputs.append(input_record(cfg.proposals, "proposals"))
     metadata = build_metadata("latency", command=COMMAND, config=config, inputs=inputs,
-                              extra={"vlkd.models": json.dumps(list(cfg.models)), "vlkd.unit": "ms"})  # fmt: skip
+                              extra={"vlkd.models": json.dumps(list(cfg.models)), "vlkd.unit": "ms",
+                                     "vlkd.precision": cfg.precision})  # fmt: skip
     with atomic_dir(Path(cfg.out)) as tmp:
         (tmp / JSON_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         save_artifact(tmp / TENSORS_NAME, tensors, metadata)

@@ -25,6 +25,7 @@ from vlkd_cli.data.karpathy import is_karpathy, load_karpathy
 from vlkd_cli.data.vl_datasets import check_coverage
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.jsonfile import read_json
+from vlkd_cli.models.precision import check_precision, precision_context
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
 from vlkd_cli.tasks.inference import InferenceModel, load_inference_model
@@ -48,6 +49,7 @@ class EvalCaptionConfig:
     meteor: bool = True
     spice: bool = False
     device: str = "auto"
+    precision: str = "fp32"  # fp32, bf16 (autocast) or int8 (dynamic quantisation of Linear layers, CPU)
 
 
 @dataclass
@@ -69,6 +71,7 @@ def check_config(cfg: EvalCaptionConfig) -> None:
         raise UsageError(f"--backend must be python or pycocoevalcap, got {cfg.backend!r}")
     if cfg.beam_size < 1 or cfg.max_length < 1 or cfg.batch_size < 1:
         raise UsageError("--beam-size, --max-length and --batch-size must be positive")
+    check_precision(cfg.precision)
 
 
 def load_references(path: Path, split: str | None) -> References:
@@ -102,7 +105,8 @@ def generate_captions(
 ) -> dict[int, str]:
     """Decode a caption for each image (greedy, or beam search with `beam_size`), batched."""
     captions: dict[int, str] = {}
-    with progress_bar("captioning", len(image_ids)) as advance, torch.inference_mode():
+    with progress_bar("captioning", len(image_ids)) as advance, torch.inference_mode(), \
+            precision_context(cfg.precision, loaded.device):
         for chunk in batched(image_ids, cfg.batch_size):
             batch = loaded.collator.images_only([regions.index_of(i) for i in chunk]).to(loaded.device)
             result = loaded.model.generate(batch, beam_size=cfg.beam_size, max_length=cfg.max_length,
@@ -114,7 +118,8 @@ def generate_captions(
 
 def _model_captions(cfg: EvalCaptionConfig, refs: References | None) -> tuple[dict[int, str], list[dict[str, str]]]:
     regions = Regions(cfg.regions)
-    loaded = load_inference_model(cfg.model, regions, tasks=("caption",), device=resolve_device(cfg.device))
+    loaded = load_inference_model(cfg.model, regions, tasks=("caption",), device=resolve_device(cfg.device),
+                                  precision=cfg.precision)  # fmt: skip
     if refs is None:
         image_ids = [int(i) for i in regions.image_ids]
     else:

@@ -26,6 +26,7 @@ from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.score_matrix import ScoreMatrix, read_score_matrix
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.eval.retrieval import fold_recall, retrieval_recall
+from vlkd_cli.models.precision import check_precision, precision_context
 from vlkd_cli.runtime import resolve_device
 from vlkd_cli.tasks.inference import load_inference_model
 from vlkd_cli.tasks.ranking import (
@@ -59,6 +60,7 @@ class EvalRetrievalConfig:
     folds: int = 1
     batch_size: int = 64
     device: str = "auto"
+    precision: str = "fp32"  # fp32, bf16 (autocast) or int8 (dynamic quantisation of Linear layers, CPU)
 
 
 def check_config(cfg: EvalRetrievalConfig) -> None:
@@ -72,6 +74,7 @@ def check_config(cfg: EvalRetrievalConfig) -> None:
         raise UsageError(f"--index must be one of {', '.join(INDEXES)}, got {cfg.index!r}")
     if cfg.folds < 1 or cfg.rerank_k < TOP_K or cfg.batch_size < 1:
         raise UsageError(f"--folds and --batch-size must be positive and --rerank-k at least {TOP_K}")
+    check_precision(cfg.precision)
 
 
 def check_folds(num_images: int, folds: int, where: Path) -> None:
@@ -89,9 +92,14 @@ def _matrix_result(cfg: EvalRetrievalConfig, matrix: ScoreMatrix) -> tuple[dict,
 
 
 def _model_result(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, list[dict]]:
+    with precision_context(cfg.precision, resolve_device(cfg.device)):
+        return _rank_with_model(cfg)
+
+
+def _rank_with_model(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, list[dict]]:
     regions = Regions(cfg.regions)
     device = resolve_device(cfg.device)
-    loaded = load_inference_model(cfg.model, regions, tasks=("retrieval",), device=device)
+    loaded = load_inference_model(cfg.model, regions, tasks=("retrieval",), device=device, precision=cfg.precision)
     gallery = load_gallery(cfg.annotations, cfg.split, regions)
     regions.check_finite(loaded.side, gallery.image_indices)
     check_folds(len(gallery.image_ids), cfg.folds, cfg.annotations)
@@ -109,7 +117,8 @@ def _model_result(cfg: EvalRetrievalConfig) -> tuple[dict, Ranking, Gallery, lis
         return metrics, ranking, gallery, inputs
     reranker = None
     if cfg.rerank_model is not None:
-        cross = load_inference_model(cfg.rerank_model, regions, tasks=("retrieval",), device=device)
+        cross = load_inference_model(cfg.rerank_model, regions, tasks=("retrieval",), device=device,
+                                     precision=cfg.precision)  # fmt: skip
         if cross.is_dual:
             raise InputError("the re-ranking model must be a cross-encoder (arch cross)", cfg.rerank_model)
         regions.check_finite(cross.side, gallery.image_indices)

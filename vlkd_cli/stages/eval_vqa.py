@@ -22,6 +22,7 @@ from vlkd_cli.data.karpathy import load_karpathy
 from vlkd_cli.data.vl_datasets import vqa_samples
 from vlkd_cli.data.vqa import VqaQuestion, load_vqa_annotations, load_vqa_questions
 from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.models.precision import check_precision, precision_context
 from vlkd_cli.progress import progress_bar
 from vlkd_cli.runtime import resolve_device
 from vlkd_cli.tasks.inference import InferenceModel, load_inference_model
@@ -43,6 +44,7 @@ class EvalVqaConfig:
     official_version: str = "2021"
     batch_size: int = 64
     device: str = "auto"
+    precision: str = "fp32"  # fp32, bf16 (autocast) or int8 (dynamic quantisation of Linear layers, CPU)
 
 
 def check_config(cfg: EvalVqaConfig) -> None:
@@ -56,6 +58,7 @@ def check_config(cfg: EvalVqaConfig) -> None:
         raise UsageError("--batch-size must be positive")
     if cfg.split is not None and cfg.split_file is None:
         raise UsageError("--split needs --split-file (a Karpathy split file such as dataset_coco.json)")
+    check_precision(cfg.precision)
 
 
 def split_questions(questions: dict[int, VqaQuestion], split_file: Path | None,
@@ -72,7 +75,7 @@ def split_questions(questions: dict[int, VqaQuestion], split_file: Path | None,
 
 
 def answer_questions(loaded: InferenceModel, questions: dict[int, VqaQuestion], regions: Regions,
-                     batch_size: int) -> dict[int, str]:  # fmt: skip
+                     batch_size: int, precision: str = "fp32") -> dict[int, str]:  # fmt: skip
     """The argmax answer of the model's vocabulary for every question, batched."""
     answers = loaded.config.get("answers")
     if not answers:
@@ -81,7 +84,8 @@ def answer_questions(loaded: InferenceModel, questions: dict[int, VqaQuestion], 
     regions.check_finite(loaded.side, (s.image_index for s in samples))
     qids = sorted(questions)  # vqa_samples orders by question id
     predicted: dict[int, str] = {}
-    with progress_bar("answering", len(samples)) as advance, torch.inference_mode():
+    with progress_bar("answering", len(samples)) as advance, torch.inference_mode(), \
+            precision_context(precision, loaded.device):
         for ids, chunk in zip(batched(qids, batch_size), batched(samples, batch_size)):
             batch = loaded.collator(chunk).vl.to(loaded.device)
             best = loaded.model.vqa_logits(batch).argmax(dim=1).tolist()
@@ -92,9 +96,10 @@ def answer_questions(loaded: InferenceModel, questions: dict[int, VqaQuestion], 
 
 def _model_answers(cfg: EvalVqaConfig, questions: dict[int, VqaQuestion]) -> tuple[dict[int, str], list[dict]]:
     regions = Regions(cfg.regions)
-    loaded = load_inference_model(cfg.model, regions, tasks=("vqa",), device=resolve_device(cfg.device))
+    loaded = load_inference_model(cfg.model, regions, tasks=("vqa",), device=resolve_device(cfg.device),
+                                  precision=cfg.precision)  # fmt: skip
     inputs = [loaded.record] + [input_record(p, "regions") for p in regions.paths]
-    return answer_questions(loaded, questions, regions, cfg.batch_size), inputs
+    return answer_questions(loaded, questions, regions, cfg.batch_size, cfg.precision), inputs
 
 
 def results_records(answers: dict[int, str]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.vl_datasets import VLCollator
 from vlkd_cli.errors import InputError
 from vlkd_cli.models.factory import model_from_config
+from vlkd_cli.models.precision import to_precision
 from vlkd_cli.models.tokenizer import load_tokenizer
 
 
@@ -53,8 +54,10 @@ def check_model_regions(config: dict[str, Any], regions: Regions, path: Path) ->
     return side
 
 
-def load_inference_model(path: Path, regions: Regions, *, tasks: Sequence[str], device: torch.device) -> InferenceModel:
-    """Load a vlkd model directory for one of `tasks` and bind it to `regions`.
+def load_inference_model(path: Path, regions: Regions, *, tasks: Sequence[str], device: torch.device,
+                         precision: str = "fp32") -> InferenceModel:  # fmt: skip
+    """Load a vlkd model directory for one of `tasks` and bind it to `regions`, converted for `precision`
+    (`models.precision.to_precision`; run it inside `precision_context`).
 
     Raises:
         InputError: Not a model directory of a wanted task, a newer schema, or features it cannot read.
@@ -66,7 +69,7 @@ def load_inference_model(path: Path, regions: Regions, *, tasks: Sequence[str], 
     side = check_model_regions(config, regions, path)
     model = model_from_config(config)
     model.load_state_dict(weights)
-    model.to(device).eval()
+    model = to_precision(model.to(device).eval(), precision, device)
     tokenizer = load_tokenizer(path)
     answers = config.get("answers")
     collator = VLCollator(regions, tokenizer, features=side, batch_kwargs=model.batch_kwargs(),

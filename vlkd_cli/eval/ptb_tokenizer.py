@@ -831,11 +831,16 @@ def _flat_captions(captions: Mapping[K, Sequence[str]]) -> list[str]:
     for key, caps in captions.items():
         if isinstance(caps, str):
             raise TypeError(f"captions of {key!r} must be a sequence of strings, not a string")
-        for cap in caps:
-            if not isinstance(cap, str):
-                raise TypeError(f"a caption of {key!r} must be a string, got {type(cap).__name__}")
-            flat.append(_clean(cap))
-    return flat
+        flat.extend(caps)
+    try:
+        text = "".join(flat)  # one check of all captions: join accepts only strings
+    except TypeError:
+        for key, caps in captions.items():
+            for cap in caps:
+                if not isinstance(cap, str):
+                    raise TypeError(f"a caption of {key!r} must be a string, got {type(cap).__name__}") from None
+        raise
+    return flat if _LINE_BREAKS.search(text) is None else [_clean(cap) for cap in flat]
 
 
 def _file_lines(flat: Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Token ids shared by the caption scorers: `split_lines` equals splitting each line with `str.split()` and `split(" ")`."""
+"""Token ids shared by the caption scorers: `split_lines` equals splitting each line by `split()` and `split(" ")`."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ Two backends give the same output structure:
 
 * ``"python"`` (default): `ptb_tokenizer.tokenize_captions` (pure Python PTB tokenization), `bleu.py`, `rouge.py`,
   `cider.py` (numpy; equal to the official scorers to ~1e-15), METEOR through the official jar (`meteor.py`, needs
-  Java). BLEU and CIDEr share one n-gram table.
+  Java). The scorers share one splitting and interning of the tokenized captions; BLEU and CIDEr-D one n-gram
+  table.
 * ``"pycocoevalcap"``: the official `PTBTokenizer` and the scorers `Bleu(4)`, `Meteor`, `Rouge`, `Cider` (and `Spice`
   when asked), called one by one — not `COCOEvalCap.evaluate`, which always instantiates `Spice` and therefore fails
   offline. Before the official tokenizer sees them, ``\\r \\n \\v \\f \\x85 \\u2028 \\u2029`` in captions become spaces

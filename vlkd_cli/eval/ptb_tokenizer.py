@@ -847,8 +847,8 @@ def _file_lines(flat: Sequence[str]) -> list[str]:
     """The wrapper's output line for each caption of the file.
 
     The distinct captions go through the fast path together (its result does not depend on the neighbours); the
-    others are lexed once per distinct (caption, look-ahead) pair. The memo lives for one call only, so what one evaluation
-    costs does not depend on what was evaluated before.
+    others are lexed once per distinct (caption, look-ahead) pair. Nothing is cached across calls, so what one
+    evaluation costs does not depend on what was evaluated before.
     """
     distinct = list(dict.fromkeys(flat))
     simple = dict(zip(distinct, _simple_lines(distinct)))

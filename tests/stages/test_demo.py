@@ -12,7 +12,6 @@ from vlkd_cli.cli import app
 from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan, student_dir
 from vlkd_cli.demo.summary import RETRIEVAL_ROWS, ROW_NAMES, comparisons, summary_rows
 from vlkd_cli.errors import RunError
-from vlkd_cli.stages import demo as demo_stage
 from vlkd_cli.stages.demo import run_plan
 
 COMMANDS = {command.name for command in app.registered_commands}
@@ -159,8 +158,8 @@ def test_summary_rows_from_the_evaluation_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("fork", [True, False])
-def test_the_runner_skips_finished_steps_and_names_a_failing_one(tmp_path, monkeypatch, fork):
-    monkeypatch.setattr(demo_stage, "FORK", fork)  # a forked child of this process, or a new interpreter
+def test_the_runner_skips_finished_steps_and_names_a_failing_one(tmp_path, fork):
+    command = (lambda args: app(args=args, prog_name="vlkd")) if fork else None  # a forked child, or a new interpreter
     calls = []
     done = tmp_path / "a.txt"
     plan = Plan(tmp_path, QUICK, 0, False)
@@ -169,12 +168,32 @@ def test_the_runner_skips_finished_steps_and_names_a_failing_one(tmp_path, monke
     plan.steps.append(Step("tiny data", ["make-demo-data", "--out", str(data), "--num-images", "12", "--test-images",
                                          "4", "--image-size", "32"], data))  # fmt: skip
     said = []
-    run_plan(plan, said.append)
-    run_plan(plan, said.append)
+    run_plan(plan, said.append, command)
+    run_plan(plan, said.append, command)
     assert calls == [1] and sum("skipped" in line for line in said) == 2
     assert (data / "karpathy.json").is_file()
     assert '"num_images": 12' in next((tmp_path / "logs").glob("02-*.log")).read_text()  # the command's stdout
     plan.steps.append(Step("a bad command", ["inspect", str(tmp_path / "missing.safetensors")], tmp_path / "b"))
     with pytest.raises(RunError, match="a bad command") as err:
-        run_plan(plan, said.append)
+        run_plan(plan, said.append, command)
     assert "logs" in str(err.value) and "missing.safetensors" in str(err.value)
+
+
+def test_the_cli_hands_the_runner_its_own_app(tmp_path, monkeypatch):
+    """`vlkd demo` runs its steps through the very app it was called from (forked children need no new interpreter)."""
+    from tests.conftest import invoke
+    from vlkd_cli.stages import demo as demo_stage
+
+    seen = {}
+
+    def fake_run(cfg, say, command):
+        with pytest.raises(SystemExit) as done:
+            command(["inspect", str(tmp_path / "missing.safetensors")])
+        seen.update(device=cfg.device, code=done.value.code)
+        return {"rows": [], "config": {}}
+
+    monkeypatch.setattr(demo_stage, "run", fake_run)
+    monkeypatch.setattr(demo_stage, "print_tables", lambda summary: None)
+    result = invoke(["demo", "--quick", "--device", "cpu", "--out", tmp_path / "d"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"device": "cpu", "code": 2}  # the step's own exit code (a usage error), not the demo's

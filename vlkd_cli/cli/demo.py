@@ -18,6 +18,7 @@ EPILOG = (
 
 @command_errors
 def demo_cmd(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (kept: re-running skips finished steps).", file_okay=False)] = Path("demo-run"),
     quick: Annotated[bool, typer.Option(help="The quick demo: caption ablation, DCD retrieval and latency, 3 seeds, 100 test images.")] = False,
     seed: SeedOpt = 0,
@@ -26,6 +27,8 @@ def demo_cmd(
     """Run the whole pipeline on generated data and print the ablation tables (writes DIR/summary.json)."""
     from vlkd_cli.stages.demo import DemoConfig, print_tables, run
 
-    summary = run(DemoConfig(out=out, quick=quick, seed=seed, device=device), say=lambda text: typer.echo(text, err=True))
+    vlkd = ctx.find_root().command  # each step runs as `vlkd ARGS` through this very app
+    summary = run(DemoConfig(out=out, quick=quick, seed=seed, device=device), say=lambda text: typer.echo(text, err=True),
+                  command=lambda args: vlkd.main(args=args, prog_name="vlkd"))  # fmt: skip
     print_tables(summary)
     typer.echo(f"wrote {out}/summary.json")

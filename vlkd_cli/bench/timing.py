@@ -62,7 +62,7 @@ class ModuleTimer:
     """Total time spent inside a module's forward calls, via forward pre/post hooks (synchronised on CUDA).
 
     Used to split a task model's work into the transformer and everything around it (head, decoding loop) without
-    changing the model's code: caption decoding calls the transformer once per step.
+    changing the model's code: caption decoding calls the transformer once for the tags and regions, then once per step.
     """
 
     def __init__(self, module: nn.Module, device: torch.device) -> None:

@@ -11,7 +11,7 @@ from vlkd_cli.cli._app import command_errors
 from vlkd_cli.cli._options import DeviceOpt, SeedOpt
 
 EPILOG = (
-    "Example: vlkd demo --quick --out demo-quick   (about 25 minutes on a 2-core CPU; without --quick the full demo "
+    "Example: vlkd demo --quick --out demo-quick   (about 21 minutes on a 2-core CPU; without --quick the full demo "
     "adds VQA, a teacher detector and longer training). Re-running continues where an interrupted demo stopped."
 )
 
@@ -28,7 +28,8 @@ def demo_cmd(
     from vlkd_cli.stages.demo import DemoConfig, print_tables, run
 
     vlkd = ctx.find_root().command  # each step runs as `vlkd ARGS` through this very app
-    summary = run(DemoConfig(out=out, quick=quick, seed=seed, device=device), say=lambda text: typer.echo(text, err=True),
+    summary = run(DemoConfig(out=out, quick=quick, seed=seed, device=device),
+                  say=lambda text: typer.echo(text, err=True),
                   command=lambda args: vlkd.main(args=args, prog_name="vlkd"))  # fmt: skip
     print_tables(summary)
     typer.echo(f"wrote {out}/summary.json")

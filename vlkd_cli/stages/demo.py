@@ -3,9 +3,10 @@
 Each step is a vlkd command run in its own process (its output goes to `DIR/logs/NN-name.log`, and a
 `NN-name.done` marker is written when it succeeds). Given a `command` that runs `vlkd ARGS` in-process (the CLI
 passes its app), on Linux that process is a fork of this one, which has imported torch, transformers and the stages
-once (a fresh interpreter would pay those seconds again for each of ~60 steps); otherwise it is a new interpreter. a step with its marker and output is skipped, so an
-interrupted demo continues where it stopped (an interrupted training step starts over with `--overwrite`). At the end
-`DIR/summary.json` = {"rows": [...], "config": {...}} holds one row per model (see `vlkd_cli.demo.summary`).
+once (a fresh interpreter would pay those seconds again for each of ~60 steps); otherwise it is a new interpreter.
+A step with its marker and output is skipped, so an interrupted demo continues where it stopped (an interrupted
+training step starts over with `--overwrite`). At the end `DIR/summary.json` = {"rows": [...], "config": {...}}
+holds one row per model (see `vlkd_cli.demo.summary`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ other precision (the same model, regions and test split; only `--out` and `--pre
 (captions) and R@1 both ways + rsum (retrieval) side by side, with each evaluation's wall time. The fp32 rerun must
 reproduce the demo's own numbers (printed as a check).
 
-Usage:  python bench/precision_eval.py --demo /tmp/demo-new --work /tmp/vlkd-precision [--seeds 0] [--precisions int8]
+Usage:  python bench/precision_eval.py --demo demo-quick --work /tmp/vlkd-precision [--seeds 0] [--precisions int8]
 Prints markdown rows (docs/benchmarks.md, "Inference precision: int8 and bf16 students").
 """
 
@@ -37,20 +37,21 @@ def student_commands(demo: Path, seeds: list[int]) -> list[tuple[str, list[str]]
     return found
 
 
-def run_eval(argv: list[str], out: Path, precision: str) -> tuple[dict, float]:
-    """Metrics and wall seconds of one evaluation at `precision` into `out` (cached)."""
+def run_eval(argv: list[str], out: Path, precision: str, cwd: Path) -> tuple[dict, float]:
+    """Metrics and wall seconds of one evaluation at `precision` into `out` (cached), run from `cwd` (where the
+    demo ran: its commands may name paths relative to it)."""
     argv = list(argv)
-    argv[argv.index("--out") + 1] = str(out)
+    argv[argv.index("--out") + 1] = str(out.resolve())
     start = time.perf_counter()
     if not (out / "metrics.json").is_file():
         subprocess.run([sys.executable, "-m", "vlkd_cli", *argv, "--precision", precision], check=True,
-                       capture_output=True, env={**os.environ, "VLKD_PROGRESS": "0"})  # fmt: skip
+                       capture_output=True, env={**os.environ, "VLKD_PROGRESS": "0"}, cwd=cwd)  # fmt: skip
     return json.loads((out / "metrics.json").read_text()), time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", type=Path, default=Path("/tmp/demo-new"))
+    parser.add_argument("--demo", type=Path, default=Path("demo-quick"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/vlkd-precision"))
     parser.add_argument("--seeds", default="0", help="comma-separated seeds of the students to evaluate")
     parser.add_argument("--precisions", default="int8", help="compared with fp32, comma-separated (int8, bf16)")
@@ -61,9 +62,10 @@ def main() -> None:
               "eval s fp32", *(f"eval s {p}" for p in others)]  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|---|---|" + "---:|" * (len(header) - 2))
+    ran_from = args.demo.resolve().parent  # `vlkd demo --out DIR` run from DIR's parent (as `make demo` does)
     for name, argv in student_commands(args.demo, seeds):
-        demo_metrics = json.loads((Path(argv[argv.index("--out") + 1]) / "metrics.json").read_text())
-        results = {p: run_eval(argv, args.work / f"{name}-{p}", p) for p in ("fp32", *others)}
+        demo_metrics = json.loads((ran_from / argv[argv.index("--out") + 1] / "metrics.json").read_text())
+        results = {p: run_eval(argv, args.work / f"{name}-{p}", p, ran_from) for p in ("fp32", *others)}
         keys = ["CIDEr"] if argv[0] == "eval-caption" else ["i2t_r1", "t2i_r1", "rsum"]
         for key in keys:
             scale = 100.0 if key == "CIDEr" else 1.0  # CIDEr as the papers print it

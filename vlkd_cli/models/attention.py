@@ -63,16 +63,22 @@ def vlkd_attention_forward(
     if vlkd_kv_cache is not None:
         vlkd_kv_cache.set_context(key, value)
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, H, N, N)
+    probs, dropped = _probabilities(module, scores, attention_mask, query.dtype, dropout, vlkd_attention_sink)
+    output = torch.matmul(dropped, value).transpose(1, 2).contiguous()  # (B, N, H, d)
+    return output, probs
+
+
+def _probabilities(module: nn.Module, scores: Tensor, attention_mask: Tensor | None, dtype: torch.dtype,
+                   dropout: float, sink: list[Tensor] | None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """softmax(scores + mask) (B, H, N, K), kept in `sink` when one is given, and its dropped-out copy."""
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:
             attention_mask = additive_mask(attention_mask, scores.dtype)
         scores = scores + attention_mask
-    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, N, N)
-    if vlkd_attention_sink is not None:
-        vlkd_attention_sink.append(probs)
-    dropped = F.dropout(probs, p=dropout, training=module.training)
-    output = torch.matmul(dropped, value).transpose(1, 2).contiguous()  # (B, N, H, d)
-    return output, probs
+    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)  # (B, H, N, K)
+    if sink is not None:
+        sink.append(probs)
+    return probs, F.dropout(probs, p=dropout, training=module.training)
 
 
 def _cached_step_attention(
@@ -95,14 +101,7 @@ def _cached_step_attention(
     context = torch.matmul(query, cache.context_key.transpose(2, 3))  # (B, H, n, S)
     caption = torch.matmul(query, caption_key.transpose(2, 3))  # (B, H, n, t + n)
     scores = torch.cat([context, caption], dim=-1) * scaling  # (B, H, n, K = S + t + n)
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            attention_mask = additive_mask(attention_mask, scores.dtype)
-        scores = scores + attention_mask
-    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, n, K)
-    if sink is not None:
-        sink.append(probs)
-    dropped = F.dropout(probs, p=dropout, training=module.training)
+    probs, dropped = _probabilities(module, scores, attention_mask, query.dtype, dropout, sink)  # (B, H, n, K)
     num_context = cache.context_key.shape[2]
     output = torch.matmul(dropped[..., :num_context], cache.context_value)  # (B, H, n, d)
     output = output + torch.matmul(dropped[..., num_context:], caption_value)

@@ -365,7 +365,7 @@ def cider_image_scores(grams: CaptionNGrams, sigma: float = 6.0) -> np.ndarray:
     """
     n, num_images, table = grams.n, grams.num_images, grams.table
     num_sentences = table.lengths.size
-    group, first = grams.groups
+    _, first = grams.groups
     # df: the groups (n-gram, image) that hold a reference entry; a group starts with its hypothesis entry only when
     # the references of that image lack the n-gram.
     is_hyp = np.zeros(table.gram.size, dtype=bool)

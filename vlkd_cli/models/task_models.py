@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 from vlkd_cli.models.caption_head import caption_loss, next_token_targets
 from vlkd_cli.models.decoding import DecodeResult, beam_search, decode_texts, greedy_search
-from vlkd_cli.models.kv_cache import KVCache
 from vlkd_cli.models.itm_head import ITMHead, itm_loss, make_itm_pairs, make_ranking_pairs, ranking_loss
+from vlkd_cli.models.kv_cache import KVCache
 from vlkd_cli.models.lm_head import TiedLMHead
 from vlkd_cli.models.mlm_head import IGNORE_INDEX, mask_tokens, maskable_positions, mlm_loss
 from vlkd_cli.models.outputs import VLOutput

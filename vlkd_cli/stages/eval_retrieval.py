@@ -38,9 +38,9 @@ from vlkd_cli.tasks.ranking import (
     dual_embeddings,
     load_gallery,
     merge_folds,
-    rank_matrix_topk,
     pair_scorer,
     rank_dual,
+    rank_matrix_topk,
 )
 
 COMMAND = "eval-retrieval"

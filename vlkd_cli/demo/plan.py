@@ -56,9 +56,10 @@ QUICK = DemoSizes(images=400, detector_epochs=5, teacher_steps=300, adapt_steps=
                   retrieval_teacher_steps=150, retriever_steps=100, retrieval_student_steps=50, dcd_pool=8,
                   dcd_k=4, seeds=3, vqa=False, teacher_detector=False, cross_student_batch=8, dual_student_batch=16,
                   latency_pairs=500)  # fmt: skip
-FULL = DemoSizes(images=600, detector_epochs=8, teacher_steps=600, adapt_steps=150, student_steps=300,
-                 retrieval_teacher_steps=400, retriever_steps=200, retrieval_student_steps=200, dcd_pool=16,
-                 dcd_k=8, seeds=3, vqa=True, teacher_detector=True, gallery_images=1000, gallery_texts=5000)  # fmt: skip
+FULL = DemoSizes(images=600, detector_epochs=6, teacher_steps=400, adapt_steps=150, student_steps=200,
+                 retrieval_teacher_steps=150, retriever_steps=100, retrieval_student_steps=100, dcd_pool=8,
+                 dcd_k=4, seeds=3, vqa=True, teacher_detector=True, cross_student_batch=8, dual_student_batch=16,
+                 latency_pairs=1000, gallery_images=1000, gallery_texts=5000)  # fmt: skip
 
 CAPTION_STUDENTS = {
     "student no KD": None,

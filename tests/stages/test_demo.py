@@ -40,6 +40,9 @@ def test_every_step_is_a_vlkd_command_and_outputs_are_distinct(tmp_path, sizes):
     assert len(outs) == len(set(outs))
     assert plan.seeds == [3 + n for n in range(sizes.seeds)]
     assert any("teacher detector" in s.name for s in plan.steps) == sizes.teacher_detector
+    for step in plan.steps:  # extract-regions refuses a student backbone other than its --detector's (exit 2)
+        if step.args[:1] == ["extract-regions"] and "--detector" in step.args:
+            assert "--student-backbone" not in step.args, step.name
     assert any(s.args[:1] == ["eval-vqa"] for s in plan.steps) == sizes.vqa
     assert not any("--pretrained" in s.args for s in plan.steps)
 

@@ -149,7 +149,7 @@ def _data_and_regions(plan: Plan) -> Path:
                  "--images", images, "--instances", instances, "--backbone", "tf_efficientnet_lite2", *_pretrained(plan),
                  "--image-size", s.image_size, "--epochs", s.detector_epochs, "--batch-size", 16, "--seed", plan.seed,
                  "--out", r / "detector-teacher")  # fmt: skip
-        source = ["--detector", r / "detector-teacher", "--student-backbone", "tf_efficientnet_lite0"]
+        source = ["--detector", r / "detector-teacher"]  # (its "student" features are the detector's own Lite2)
     else:  # a cheaper source than a second detector: the ground-truth boxes as a COCO results file
         plan.add_action("the ground-truth boxes as the teacher's proposals", r / "gt-proposals.json",
                         lambda: write_gt_proposals(instances, r / "gt-proposals.json"))  # fmt: skip

@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup  # the quick demo (about 21 minutes on 2 CPU cores); rerun to resume after an interruption
 	HF_HUB_OFFLINE=1 $(VLKD) demo --quick --out $(DEMO_OUT)
 
-demo-full: setup  # full mode: + VQA, a teacher detector, longer training (not yet timed end to end)
+demo-full: setup  # full mode: + VQA, a teacher detector, longer training (about 51 minutes on 2 CPU cores)
 	HF_HUB_OFFLINE=1 $(VLKD) demo --out demo-full
 
 test: setup

@@ -78,6 +78,18 @@ def demo_regions(demo_data: Path, demo_proposals: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def task_models(demo_data: Path, demo_regions: Path, tmp_path_factory) -> dict[str, Path]:
+    """Tiny trained models of every task on the demo regions (read-only: the evaluation tests share them)."""
+    root = tmp_path_factory.mktemp("task-models")
+    return {
+        "caption": train_tiny(demo_data, demo_regions, root / "caption", "caption"),
+        "vqa": train_tiny(demo_data, demo_regions, root / "vqa", "vqa"),
+        "cross": train_tiny(demo_data, demo_regions, root / "cross", "retrieval"),
+        "dual": train_tiny(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
+    }
+
+
 def train_tiny(demo_data: Path, regions: Path, out: Path, task: str, *extra, batch_size: int = 8) -> Path:
     """A `tiny` model trained for 2 steps on the demo data (student features unless `extra` says otherwise)."""
     annotations = demo_data / ("annotations.json" if task == "vqa" else "karpathy.json")

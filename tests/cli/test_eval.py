@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file, save_file
 
-from tests.conftest import invoke, train_tiny
+from tests.conftest import invoke
 from vlkd_cli.artifacts.header import read_header
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.karpathy import load_karpathy
@@ -22,15 +22,9 @@ from vlkd_cli.tasks.inference import load_inference_model
 from vlkd_cli.tasks.ranking import dual_embeddings, load_gallery
 
 
-@pytest.fixture(scope="module")
-def models(demo_data, demo_regions, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("eval-models")
-    return {
-        "caption": train_tiny(demo_data, demo_regions, root / "caption", "caption"),
-        "vqa": train_tiny(demo_data, demo_regions, root / "vqa", "vqa"),
-        "cross": train_tiny(demo_data, demo_regions, root / "cross", "retrieval"),
-        "dual": train_tiny(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
-    }
+@pytest.fixture
+def models(task_models) -> dict[str, Path]:
+    return task_models  # one set of tiny models for every evaluation test (tests/conftest.py)
 
 
 def _test_images(demo_data) -> dict[int, list[str]]:

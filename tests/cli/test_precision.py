@@ -10,18 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_refused, invoke, train_tiny
+from tests.conftest import assert_refused, invoke
 from vlkd_cli.artifacts.header import read_header
 
 
-@pytest.fixture(scope="module")
-def models(demo_data, demo_regions, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("precision-models")
-    return {
-        "caption": train_tiny(demo_data, demo_regions, root / "caption", "caption"),
-        "vqa": train_tiny(demo_data, demo_regions, root / "vqa", "vqa"),
-        "dual": train_tiny(demo_data, demo_regions, root / "dual", "retrieval", "--arch", "dual"),
-    }
+@pytest.fixture
+def models(task_models) -> dict[str, Path]:
+    return task_models  # one set of tiny models for every evaluation test (tests/conftest.py)
 
 
 def _eval_args(command: str, models, demo_data, demo_regions) -> list:

@@ -221,6 +221,23 @@ def test_init_from_teacher_refuses_another_width_and_a_student_dir(demo_data, de
     assert_refused(again, 2, "--init-from-teacher", "preset")
 
 
+def test_a_student_directory_brings_its_own_arch(demo_data, demo_regions, itm_teacher, tmp_path):
+    """A trained dual student continues with DCD without repeating --arch dual; a contradicting --arch is exit 2."""
+    from tests.conftest import assert_refused
+
+    first = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "a", "tiny", "--arch", "dual",
+                             "--loss", "task=1"))  # fmt: skip
+    assert first.exit_code == 0, first.output
+    again = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "b", tmp_path / "a", "--loss", "dcd=1",
+                             "--loss", "task=1", "--dcd-pool-source", "student"))  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["arch"] == "dual"
+    contradicted = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "c", tmp_path / "a",
+                                    "--arch", "cross"))  # fmt: skip
+    assert_refused(contradicted, 2, "--arch cross", "a dual model")
+    assert not (tmp_path / "c").exists()
+
+
 def test_finetune_a_shallower_model_from_the_teachers_layers(demo_data, demo_regions, itm_teacher, tmp_path):
     result = invoke(["finetune", "--task", "retrieval", "--model", itm_teacher, "--init-from-teacher", "1",
                      "--features", "teacher", "--regions", demo_regions, "--annotations", demo_data / "karpathy.json",

@@ -38,7 +38,7 @@ def distill_cmd(
     method: Annotated[str, typer.Option(help="distillvlm (caption, vqa, pretrain) or dcd (retrieval).")] = K.method,
     init_from_teacher: Annotated[str | None, typer.Option(help=T.INIT_FROM_TEACHER_HELP + " The --student preset must have the teacher's width (e.g. demo-distil for demo-teacher, distil-base for oscar-base).")] = K.init_from_teacher,
     loss: Annotated[list[str] | None, typer.Option(help=LOSS_HELP)] = None,
-    arch: Annotated[str, typer.Option(help="A preset student's architecture: cross, or dual (two towers; --method dcd).")] = K.arch,
+    arch: Annotated[str | None, typer.Option(help="The student's architecture: cross, or dual (two towers; --method dcd). Default: cross for a preset, a model directory's own.")] = K.arch,
     dcd_pool: Annotated[int, typer.Option(help="DCD: captions per image scored by the teacher (the positive + captions of other images).")] = K.dcd_pool,
     dcd_k: Annotated[int, typer.Option(help="DCD: candidates the student learns from (the positive + the teacher's hardest negatives).")] = K.dcd_k,
     dcd_alpha: Annotated[float, typer.Option(help="DCD: α, the share of the KD term (released: 0.2).")] = K.dcd_alpha,

@@ -34,7 +34,7 @@ from vlkd_cli.stages.training_configs import DistillConfig
 from vlkd_cli.tasks import validation
 from vlkd_cli.tasks.dcd import DCDModule, DCDTask
 from vlkd_cli.tasks.dcd_pools import RANDOM, STUDENT, initial_candidates, load_retriever
-from vlkd_cli.tasks.student import build_student, check_distillation_features, distill_lineage
+from vlkd_cli.tasks.student import build_student, check_distillation_features, distill_lineage, with_student_arch
 from vlkd_cli.train.loop import prepare_out_dir, train
 
 
@@ -73,6 +73,7 @@ def check_dcd_inputs(cfg: DistillConfig, teacher_config: dict, teacher_regions: 
 
 def run(cfg: DistillConfig) -> dict[str, Any]:
     """Train a DCD student and write its model directory; return the training summary."""
+    cfg = with_student_arch(cfg)
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.device)
     init_distributed(device)

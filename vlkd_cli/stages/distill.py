@@ -29,7 +29,7 @@ from vlkd_cli.runtime import resolve_device, seed_everything
 from vlkd_cli.stages.training_configs import DistillConfig
 from vlkd_cli.tasks import validation
 from vlkd_cli.tasks.distillvlm import DistillModule, DistillTask
-from vlkd_cli.tasks.student import build_student, check_distillation_features, distill_lineage
+from vlkd_cli.tasks.student import build_student, check_distillation_features, distill_lineage, with_student_arch
 from vlkd_cli.train.loop import prepare_out_dir, train
 
 
@@ -61,11 +61,12 @@ def check_alignment(cfg: DistillConfig, teacher_config: dict, regions: Regions, 
 def run(cfg: DistillConfig) -> dict[str, Any]:
     if cfg.method != "distillvlm":
         raise UsageError(f"--method {cfg.method} is not this stage's: `vlkd distill` runs stages.dcd for --method dcd")
+    cfg = with_student_arch(cfg)
     if cfg.student_features != "student":
         raise UsageError("a DistillVLM student reads the student features (its detector's boxes and backbone): "
                          "--student-features teacher is for --method dcd")  # fmt: skip
     if cfg.arch != "cross":
-        raise UsageError("--arch dual is for --method dcd (retrieval); DistillVLM distils cross-encoders")
+        raise UsageError(f"a {cfg.arch} student is for --method dcd (retrieval); DistillVLM distils cross-encoders")
     if cfg.task not in ("caption", "vqa", "pretrain"):
         raise UsageError(f"--method distillvlm distils --task caption, vqa or pretrain, not {cfg.task}")
     seed_everything(cfg.train.seed)

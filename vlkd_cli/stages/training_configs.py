@@ -54,6 +54,7 @@ class FinetuneConfig(TrainingCommandConfig):
 class DistillConfig(TrainingCommandConfig):
     teacher: Path
     student: str
+    arch: str | None = None  # cross or dual; None: cross for a preset student, a model directory's own arch
     init_from_teacher: str | None = None  # teacher layers the (preset, teacher-width) student starts from
     student_features: str = "student"  # dcd: teacher = the released setting (both read the same image features)
     method: str = "distillvlm"

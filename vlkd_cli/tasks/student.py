@@ -6,6 +6,7 @@ is the command's `DistillConfig` (any object with its fields).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,25 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
         config, weights, _ = load_model_dir(path, "model")
         if config.get("layout") != layout or config.get("task") != cfg.task or config.get("arch", "cross") != cfg.arch:
             raise InputError(f"student layout/task/arch {config.get('layout')}/{config.get('task')}/"
-                             f"{config.get('arch', 'cross')} differ from the teacher's {layout}/{cfg.task}/{cfg.arch}",
-                             path)  # fmt: skip
+                             f"{config.get('arch', 'cross')} differ from this run's {layout}/{cfg.task}/{cfg.arch} (the "
+                             "teacher's layout, --task, --arch)", path)  # fmt: skip
         model = model_from_config(config)
         model.load_state_dict(weights)
         return model, tokenizer
     return create_vl_model(hf_dir=path, **common), tokenizer
+
+
+def with_student_arch(cfg):
+    """`cfg` with its student's architecture settled: `--arch` (default cross) for a preset or a Hugging Face
+    directory; a vlkd model directory's own, which an explicit different `--arch` contradicts (exit 2)."""
+    config_path = Path(cfg.student) / CONFIG_NAME
+    if cfg.student in list_presets() or not config_path.is_file():
+        return replace(cfg, arch=cfg.arch or "cross")
+    config = json.loads(config_path.read_text())
+    own = config.get("arch", "cross") if "vlkd_kind" in config else "cross"
+    if cfg.arch is not None and cfg.arch != own:
+        raise UsageError(f"--arch {cfg.arch} contradicts the student directory, a {own} model", cfg.student)
+    return replace(cfg, arch=own)
 
 
 def student_side(cfg) -> str:

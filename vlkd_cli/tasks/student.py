@@ -66,8 +66,11 @@ def with_student_arch(cfg):
     config_path = Path(cfg.student) / CONFIG_NAME
     if cfg.student in list_presets() or not config_path.is_file():
         return replace(cfg, arch=cfg.arch or "cross")
-    config = json.loads(config_path.read_text())
-    own = config.get("arch", "cross") if "vlkd_kind" in config else "cross"
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):  # build_student's loader reports it, exit 3
+        return replace(cfg, arch=cfg.arch or "cross")
+    own = config.get("arch", "cross") if isinstance(config, dict) and "vlkd_kind" in config else "cross"
     if cfg.arch is not None and cfg.arch != own:
         raise UsageError(f"--arch {cfg.arch} contradicts the student directory, a {own} model", cfg.student)
     return replace(cfg, arch=own)

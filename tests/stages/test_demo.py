@@ -12,7 +12,7 @@ from vlkd_cli.cli import app
 from vlkd_cli.demo.plan import FULL, QUICK, Plan, Step, build_plan, student_dir
 from vlkd_cli.demo.summary import RETRIEVAL_ROWS, ROW_NAMES, comparisons, summary_rows
 from vlkd_cli.errors import RunError
-from vlkd_cli.stages.demo import run_plan
+from vlkd_cli.stages.demo import run_plan, stage_modules
 
 COMMANDS = {command.name for command in app.registered_commands}
 
@@ -45,6 +45,19 @@ def test_every_step_is_a_vlkd_command_and_outputs_are_distinct(tmp_path, sizes):
             assert "--student-backbone" not in step.args, step.name
     assert any(s.args[:1] == ["eval-vqa"] for s in plan.steps) == sizes.vqa
     assert not any("--pretrained" in s.args for s in plan.steps)
+
+
+@pytest.mark.parametrize("sizes", [QUICK, FULL])
+def test_the_forked_runner_preloads_the_stage_of_every_command(tmp_path, sizes):
+    """The runner preloads the stage of each command the plan runs before the first fork (else every step of that
+    command imports it again): each maps to a stage module that exists (adapt-teacher's is finetune's, distill
+    also runs dcd's)."""
+    import importlib.util
+
+    modules = stage_modules(build_plan(tmp_path, sizes, seed=0, pretrained=False))
+    assert all(importlib.util.find_spec(m) is not None for m in modules), modules
+    assert {"vlkd_cli.stages.finetune", "vlkd_cli.stages.dcd", "vlkd_cli.stages.eval_retrieval"} <= set(modules)
+    assert len(modules) == len(set(modules))
 
 
 def test_every_command_runs_on_the_demos_device(tmp_path):

@@ -68,15 +68,21 @@ def run_step(step: Step, log: Path, command: Command | None = None) -> float:
 
 
 FORK = sys.platform == "linux"  # fork is safe here while the parent has run no parallel torch op
-HEAVY_MODULES = ("torch", "torchvision", "timm", "transformers", "faiss", "vlkd_cli.stages.finetune",
-                 "vlkd_cli.stages.distill", "vlkd_cli.stages.dcd", "vlkd_cli.stages.eval_caption",
-                 "vlkd_cli.stages.eval_retrieval", "vlkd_cli.stages.eval_vqa", "vlkd_cli.stages.extract_regions",
-                 "vlkd_cli.stages.train_detector", "vlkd_cli.stages.benchmark_latency")  # fmt: skip
+LIBRARIES = ("torch", "torchvision", "timm", "transformers", "faiss")
+STAGES_OF = {"adapt-teacher": ("finetune",), "distill": ("distill", "dcd")}  # commands not named after their stage
 
 
-def preload() -> None:
-    """Import what every step needs once, before the first fork."""
-    for name in HEAVY_MODULES:
+def stage_modules(plan: Plan) -> list[str]:
+    """The stage modules of the commands the plan runs (`eval-retrieval` → vlkd_cli.stages.eval_retrieval), in
+    first-use order."""
+    names = [n for step in plan.steps if step.args
+             for n in STAGES_OF.get(step.args[0], (step.args[0].replace("-", "_"),))]  # fmt: skip
+    return [f"vlkd_cli.stages.{name}" for name in dict.fromkeys(names)]
+
+
+def preload(plan: Plan) -> None:
+    """Import what the steps need once, before the first fork: the libraries and every stage the plan runs."""
+    for name in (*LIBRARIES, *stage_modules(plan)):
         importlib.import_module(name)
 
 
@@ -154,7 +160,7 @@ def run(cfg: DemoConfig, say: Callable[[str], None] = print, command: Command | 
     plan = build_plan(root, QUICK if cfg.quick else FULL, seed=cfg.seed, pretrained=pretrained, device=cfg.device)
     say(f"{'quick' if cfg.quick else 'full'} demo: {len(plan.steps)} steps into {root}")
     if command is not None and FORK:
-        preload()
+        preload(plan)
     seconds = run_plan(plan, say, command)
     rows = summary_rows(plan)
     summary = {"rows": rows, "comparisons": comparisons(rows),

@@ -36,6 +36,16 @@ def test_dry_run_prints_every_check(tmp_path):
     assert not (tmp_path / "work" / "data").exists()  # nothing ran
 
 
+def test_a_cpu_rehearsal_runs_every_command_on_the_cpu_without_ddp(tmp_path):
+    done = _run("--dry-run", "--device", "cpu", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    commands = [line for line in done.stdout.splitlines() if line.startswith("+ ")]
+    assert commands and not any("cuda" in c or "torch.distributed.run" in c for c in commands)
+    assert sum("--device cpu" in c for c in commands) >= 10
+    summary = done.stdout.split("gpu_check summary", 1)[1]
+    assert "SKIP  (b) DDP 2 processes" in summary and "only 0 GPU" in summary
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
 def test_without_cuda_it_fails_at_once(tmp_path):
     done = _run(tmp_path=tmp_path)

@@ -54,3 +54,19 @@ def test_check_precision():
     with pytest.raises(UsageError, match="CPU only"):
         check_precision("int8", torch.device("cuda"))
     check_precision("bf16", torch.device("cuda"))  # only checked, not run
+
+
+def test_int8_decodes_with_an_int8_copy_of_the_tied_table():
+    """The caption model's tied LM decoder (the word-embedding table, not an nn.Linear) is quantised in the int8
+    copy only; its logits stay close to fp32 and the fp32 model keeps decoding with its float table."""
+    model = toy.model("caption")
+    quantized = to_precision(model, "int8", CPU)
+    assert isinstance(quantized.lm_head.quantized_decoder, torch.ao.nn.quantized.dynamic.Linear)
+    assert model.lm_head.quantized_decoder is None and "quantized_decoder" not in str(model.state_dict().keys())
+    hidden = torch.randn(5, model.vl.word_embeddings.weight.shape[1])
+    with torch.inference_mode():
+        reference = model.lm_head(hidden, model.vl.word_embeddings.weight)  # (5, V)
+        found = quantized.lm_head(hidden, quantized.vl.word_embeddings.weight)
+    assert found.shape == reference.shape
+    assert (found - reference).abs().max() <= 0.05 * reference.abs().max(), (found - reference).abs().max()
+    assert not torch.equal(found, reference)  # the int8 table, not the float one

@@ -323,8 +323,9 @@ model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=t
 ```
 
 This is what `vlkd eval-caption|eval-vqa|eval-retrieval|benchmark-latency --precision int8` runs (there the
-region embedding and head Linear layers are quantised too). Check the accuracy cost on your own validation split
-(`--precision fp32` vs `int8`) before deploying it; `--precision bf16` (bfloat16 autocast) is the GPU choice."""
+region embedding and head Linear layers, and a caption model's tied word-embedding decoder, are quantised too).
+Check the accuracy cost on your own validation split (`--precision fp32` vs `int8`) before deploying it;
+`--precision bf16` (bfloat16 autocast) is the GPU choice."""
 
 _ONNX_INT8 = """\
 ## Run it quantised (int8, onnxruntime)

@@ -5,8 +5,9 @@
   need range or accuracy (softmax, layer norm, reductions) in float32, which casting the whole model to bfloat16
   would not; the callers cast what leaves the model (scores, embeddings) back to float32.
 - `int8`: dynamic quantisation of every `nn.Linear` (`torch.ao.quantization.quantize_dynamic`: int8 weights,
-  activations quantised per batch at run time). Embeddings, layer norms and the LM decoder (which reads the word
-  embedding matrix) stay float32. CPU only: PyTorch's dynamically quantised kernels do not run on CUDA.
+  activations quantised per batch at run time) and of the caption models' tied LM decoder (an int8 copy of the word
+  embedding matrix: `TiedLMHead.quantize_decoder`). Embeddings and layer norms stay float32. CPU only: PyTorch's
+  dynamically quantised kernels do not run on CUDA.
 
 Use `to_precision(model, precision, device)` once after loading (eval mode) and run inference inside
 `precision_context(precision, device)`.
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from vlkd_cli.errors import UsageError
+from vlkd_cli.models.lm_head import TiedLMHead
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -49,6 +51,10 @@ def to_precision(model: nn.Module, precision: str, device: torch.device) -> nn.M
         for category in (DeprecationWarning, FutureWarning, UserWarning):
             warnings.simplefilter("ignore", category)
         quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        for module in quantized.modules():  # the tied decoders, each with the table of its own encoder
+            head = getattr(module, "lm_head", None)
+            if isinstance(head, TiedLMHead) and hasattr(module, "vl"):
+                head.quantize_decoder(module.vl.word_embeddings.weight)
     return quantized.eval()
 
 

@@ -45,7 +45,8 @@ def run_eval(argv: list[str], out: Path, precision: str, cwd: Path) -> tuple[dic
     start = time.perf_counter()
     if not (out / "metrics.json").is_file():
         subprocess.run([sys.executable, "-m", "vlkd_cli", *argv, "--precision", precision], check=True,
-                       capture_output=True, env={**os.environ, "VLKD_PROGRESS": "0"}, cwd=cwd)  # fmt: skip
+                       capture_output=True, env={**os.environ, "VLKD_PROGRESS": "0", "PYTHONSAFEPATH": "1"},
+                       cwd=cwd)  # fmt: skip  (PYTHONSAFEPATH: the installed vlkd_cli, never a checkout in cwd)
     return json.loads((out / "metrics.json").read_text()), time.perf_counter() - start
 
 

@@ -46,7 +46,7 @@ class TiedLMHead(nn.Module):
     def quantize_decoder(self, word_embeddings: Tensor) -> None:
         """Inference only: decode with a dynamically quantised int8 copy of the (V, D) table and the bias (per-batch
         int8 activations, float32 logits) from now on; later changes to the table are not seen."""
-        decoder = nn.Linear(word_embeddings.shape[1], word_embeddings.shape[0])
+        decoder = nn.Linear(word_embeddings.shape[1], word_embeddings.shape[0], device="meta")  # no init: replaced
         decoder.weight = nn.Parameter(word_embeddings.detach().float().clone(), requires_grad=False)
         decoder.bias = nn.Parameter(self.bias.detach().float().clone(), requires_grad=False)
         quantized = torch.ao.quantization.quantize_dynamic(nn.Sequential(decoder), {nn.Linear}, dtype=torch.qint8)

@@ -39,14 +39,15 @@ def student_commands(demo: Path, seeds: list[int]) -> list[tuple[str, list[str]]
 
 def run_eval(argv: list[str], out: Path, precision: str, cwd: Path) -> tuple[dict, float]:
     """Metrics and wall seconds of one evaluation at `precision` into `out` (cached), run from `cwd` (where the
-    demo ran: its commands may name paths relative to it)."""
+    demo ran: its commands may name paths relative to it) with the installed vlkd (PYTHONSAFEPATH: never a checkout
+    that `cwd` holds)."""
     argv = list(argv)
     argv[argv.index("--out") + 1] = str(out.resolve())
     start = time.perf_counter()
     if not (out / "metrics.json").is_file():
         subprocess.run([sys.executable, "-m", "vlkd_cli", *argv, "--precision", precision], check=True,
                        capture_output=True, env={**os.environ, "VLKD_PROGRESS": "0", "PYTHONSAFEPATH": "1"},
-                       cwd=cwd)  # fmt: skip  (PYTHONSAFEPATH: the installed vlkd_cli, never a checkout in cwd)
+                       cwd=cwd)  # fmt: skip
     return json.loads((out / "metrics.json").read_text()), time.perf_counter() - start
 
 

@@ -236,6 +236,12 @@ def test_a_student_directory_brings_its_own_arch(demo_data, demo_regions, itm_te
                                     "--arch", "cross"))  # fmt: skip
     assert_refused(contradicted, 2, "--arch cross", "a dual model")
     assert not (tmp_path / "c").exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    unreadable = invoke(_dcd_args(demo_data, demo_regions, itm_teacher, tmp_path / "d", broken))
+    assert_refused(unreadable, 3, "config.json", "invalid JSON")
+    assert not (tmp_path / "d").exists()
 
 
 def test_finetune_a_shallower_model_from_the_teachers_layers(demo_data, demo_regions, itm_teacher, tmp_path):

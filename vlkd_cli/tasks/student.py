@@ -5,7 +5,6 @@ is the command's `DistillConfig` (any object with its fields).
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from vlkd_cli.artifacts.model_dir import CONFIG_NAME, load_model_dir
 from vlkd_cli.artifacts.regions import Regions
 from vlkd_cli.data.task_data import TaskData
 from vlkd_cli.errors import InputError, UsageError
+from vlkd_cli.jsonfile import read_json
 from vlkd_cli.models.factory import create_vl_model, model_from_config
 from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.teacher_init import start_from_teacher
@@ -47,8 +47,7 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
     tokenizer = load_tokenizer(path)
     if tokenizer_fingerprint(tokenizer) != tokenizer_fingerprint(teacher_tokenizer):
         raise InputError("student and teacher tokenizers differ: token i would not mean the same in both", path)
-    config_path = path / CONFIG_NAME
-    if config_path.is_file() and "vlkd_kind" in json.loads(config_path.read_text()):
+    if _vlkd_config(path) is not None:
         config, weights, _ = load_model_dir(path, "model")
         if config.get("layout") != layout or config.get("task") != cfg.task or config.get("arch", "cross") != cfg.arch:
             raise InputError(f"student layout/task/arch {config.get('layout')}/{config.get('task')}/"
@@ -60,17 +59,23 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
     return create_vl_model(hf_dir=path, **common), tokenizer
 
 
+def _vlkd_config(student: str | Path) -> dict[str, Any] | None:
+    """The config.json of a vlkd model directory; None for a preset name or a Hugging Face directory (exit 3 for
+    a config.json that is not valid JSON)."""
+    path = Path(student) / CONFIG_NAME
+    if not path.is_file():
+        return None
+    config = read_json(path)
+    return config if isinstance(config, dict) and "vlkd_kind" in config else None
+
+
 def with_student_arch(cfg):
     """`cfg` with its student's architecture settled: `--arch` (default cross) for a preset or a Hugging Face
     directory; a vlkd model directory's own, which an explicit different `--arch` contradicts (exit 2)."""
-    config_path = Path(cfg.student) / CONFIG_NAME
-    if cfg.student in list_presets() or not config_path.is_file():
+    config = None if cfg.student in list_presets() else _vlkd_config(cfg.student)
+    if config is None:
         return replace(cfg, arch=cfg.arch or "cross")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):  # build_student's loader reports it, exit 3
-        return replace(cfg, arch=cfg.arch or "cross")
-    own = config.get("arch", "cross") if isinstance(config, dict) and "vlkd_kind" in config else "cross"
+    own = config.get("arch", "cross")
     if cfg.arch is not None and cfg.arch != own:
         raise UsageError(f"--arch {cfg.arch} contradicts the student directory, a {own} model", cfg.student)
     return replace(cfg, arch=own)

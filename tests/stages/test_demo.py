@@ -120,6 +120,9 @@ def test_retrieval_students_differ_from_their_twins_only_in_the_dcd_term(tmp_pat
     assert {_option(s.args, "--dcd-pool-source") for s in cross} == {str(tmp_path / "retriever")}
     evaluations = [s for s in plan.steps if s.args[:1] == ["eval-retrieval"]]
     assert all(_option(s.args, "--folds") == str(sizes.folds) for s in evaluations)
+    timed = next(s for s in plan.steps if _option(s.args, "--task") == "retrieval" and s.args[0] == "benchmark-latency")
+    depths = {_option(s.args, "--rerank-k") for s in [*evaluations, timed] if "--rerank-k" in s.args}
+    assert depths == {str(sizes.rerank_k)} and "--rerank-k" in timed.args  # two-stage is timed at its evaluated depth
     data = next(s for s in plan.steps if s.args[:1] == ["make-demo-data"])
     assert _option(data.args, "--test-images") == str(sizes.test_images) and sizes.test_images >= 100
 

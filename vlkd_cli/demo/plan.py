@@ -314,4 +314,4 @@ def _latency(plan: Plan, data: Path) -> None:
              student_dir(r, "cross student DCD", plan.seed), "--model", student_dir(r, "dual student DCD", plan.seed),
              "--images", data / "images", "--detector", r / "detector",
              "--gallery-images", s.gallery_images, "--gallery-texts", s.gallery_texts, "--max-pairs", s.latency_pairs,
-             "--warmup", 1, "--iters", 1, "--device", plan.device, "--out", r / "latency-retrieval")  # fmt: skip
+             "--rerank-k", s.rerank_k, "--warmup", 1, "--iters", 1, "--device", plan.device, "--out", r / "latency-retrieval")  # fmt: skip

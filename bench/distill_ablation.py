@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
+
+from commands import vlkd_argv, vlkd_env
 
 ROWS = {
     "student no KD": None,
@@ -43,8 +43,7 @@ def run(name: str, extra: list[str] | None, seed: int, args: argparse.Namespace)
         teacher = "teacher" if "--allow-misaligned" in extra else "teacher-adapted"
         command = ["distill", "--teacher", str(work / teacher), "--student", "demo-student", *common,
                    *[a.format(work=work) for a in extra]]  # fmt: skip
-    subprocess.run([sys.executable, "-m", "vlkd_cli", *command], check=True, capture_output=True,
-                   env={**os.environ, "VLKD_PROGRESS": "0"})  # fmt: skip
+    subprocess.run(vlkd_argv(*command), check=True, capture_output=True, env=vlkd_env())
     return json.loads((out / "config.json").read_text())["training"]["best_metric"]
 
 

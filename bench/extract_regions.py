@@ -21,12 +21,14 @@ import sys
 import time
 from pathlib import Path
 
+from commands import vlkd_argv, vlkd_env
+
 
 def make_data(work: Path, num_images: int, image_size: int) -> Path:
     data = work / f"demo-{num_images}"
     if not (data / "instances.json").is_file():
-        subprocess.run([sys.executable, "-m", "vlkd_cli", "make-demo-data", "--out", str(data), "--num-images",
-                        str(num_images), "--image-size", str(image_size)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(vlkd_argv("make-demo-data", "--out", data, "--num-images", num_images, "--image-size", image_size),
+                       check=True, stdout=subprocess.DEVNULL, env=vlkd_env())  # fmt: skip
     proposals = data / "proposals.json"
     if not proposals.is_file():
         instances = json.loads((data / "instances.json").read_text())

@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from commands import vlkd_argv, vlkd_env
 
 STUDENT_BACKBONE, TEACHER_BACKBONE = "tf_efficientnet_lite0", "tf_efficientnet_lite2"
 
 
 def vlkd(*args) -> None:
     """Run one vlkd command in a fresh process (quiet unless it fails)."""
-    command = [sys.executable, "-m", "vlkd_cli", *[str(a) for a in args]]
-    env = {**os.environ, "VLKD_PROGRESS": "0"}
-    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+    command = vlkd_argv(*args)
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=vlkd_env())
     if done.returncode != 0:
         raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stdout}\n{done.stderr}")
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from commands import vlkd_argv, vlkd_env
 
 
 def student_commands(demo: Path, seeds: list[int]) -> list[tuple[str, list[str]]]:
@@ -45,8 +45,7 @@ def run_eval(argv: list[str], out: Path, precision: str, cwd: Path) -> tuple[dic
     argv[argv.index("--out") + 1] = str(out.resolve())
     start = time.perf_counter()
     if not (out / "metrics.json").is_file():
-        subprocess.run([sys.executable, "-m", "vlkd_cli", *argv, "--precision", precision], check=True,
-                       capture_output=True, env={**os.environ, "VLKD_PROGRESS": "0", "PYTHONSAFEPATH": "1"},
+        subprocess.run(vlkd_argv(*argv, "--precision", precision), check=True, capture_output=True, env=vlkd_env(),
                        cwd=cwd)  # fmt: skip
     return json.loads((out / "metrics.json").read_text()), time.perf_counter() - start
 

@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from commands import vlkd_argv, vlkd_env
 
 
 def measure(preset: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     out = work / preset
-    command = [sys.executable, "-m", "vlkd_cli", "finetune", "--task", "caption", "--model", preset,
-               "--regions", str(args.regions), "--features", "teacher", "--annotations", str(args.annotations),
-               "--split", "train", "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
-               "--log-every", "1", "--device", "cpu", "--out", str(out), "--overwrite"]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "VLKD_PROGRESS": "0"})
+    command = vlkd_argv("finetune", "--task", "caption", "--model", preset, "--regions", args.regions, "--features",
+                        "teacher", "--annotations", args.annotations, "--split", "train", "--max-steps", args.steps,
+                        "--batch-size", args.batch_size, "--log-every", 1, "--device", "cpu", "--out", out,
+                        "--overwrite")  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, env=vlkd_env())
     entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     steady = [e for e in entries if "samples_per_s" in e][args.warmup :]
     return {

@@ -30,7 +30,7 @@ LOSS_HELP = (f"NAME=WEIGHT, repeatable; once one is given the others are 0. Defa
 @T.training_options()
 def distill_cmd(
     teacher: Annotated[Path, typer.Option(help="The (adapted) teacher model dir.", exists=True, file_okay=False)],
-    student: Annotated[str, typer.Option(help="A preset (takes the teacher's tokenizer) or a model dir sharing the teacher's tokenizer.")],
+    student: Annotated[str, typer.Option(help="A preset (takes the teacher's tokenizer), or a model dir or HF hub id sharing the teacher's tokenizer.")],
     regions: Annotated[list[Path], typer.Option(help="The student's regions (student and teacher features on the same boxes); repeat for several (e.g. train and val).", callback=check_regions)],
     task: Annotated[str, typer.Option(help="caption, vqa or pretrain (distillvlm); retrieval (dcd).", callback=check_task)],
     annotations: T.Annotations,

@@ -31,7 +31,7 @@ ADAPT_EPILOG = (
 @T.training_options()
 def finetune_cmd(
     task: TaskOpt,
-    model: Annotated[str, typer.Option(help="A preset (tiny, demo-teacher, demo-student, demo-distil, oscar-base, minivlm, minilm-l6, distil-base), an HF BERT-family dir, or a vlkd model dir.")],
+    model: Annotated[str, typer.Option(help="A preset (tiny, demo-teacher, demo-student, demo-distil, oscar-base, minivlm, minilm-l6, distil-base), an HF BERT-family dir or hub id (sentence-transformers/all-MiniLM-L6-v2 is installed), or a vlkd model dir.")],
     regions: RegionsOpt,
     annotations: T.Annotations,
     out: OutDir,

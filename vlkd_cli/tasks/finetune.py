@@ -24,6 +24,7 @@ from vlkd_cli.data.vl_datasets import SampleList, TrainBatch, VLCollator
 from vlkd_cli.distributed import barrier, is_main
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.models.factory import create_vl_model, load_matching_weights, model_from_config
+from vlkd_cli.models.hub import HUB_HINT, local_model_dir
 from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.teacher_init import parse_layers, start_from_teacher
 from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, train_wordpiece_tokenizer
@@ -132,17 +133,19 @@ def build_model(cfg, regions: Regions, data: TaskData):
     if cfg.model in list_presets():
         tokenizer = run_tokenizer(cfg, regions, data)
         return create_vl_model(preset=cfg.model, tokenizer=tokenizer, **common), tokenizer, f"preset:{cfg.model}"
-    path = Path(cfg.model)
-    if not path.is_dir():
-        raise UsageError(f"--model must be a preset ({', '.join(list_presets())}) or a model directory", path)
-    vlkd_dir = is_model_dir(cfg.model) and "vlkd_kind" in json.loads((path / CONFIG_NAME).read_text())
+    path = local_model_dir(cfg.model)
+    if path is None:
+        raise UsageError(f"--model must be a preset ({', '.join(list_presets())}), a model directory or {HUB_HINT}",
+                         cfg.model)  # fmt: skip
+    vlkd_dir = is_model_dir(str(path)) and "vlkd_kind" in json.loads((path / CONFIG_NAME).read_text())
     if cfg.init_from_teacher:
         if not vlkd_dir:
             raise UsageError("--init-from-teacher takes the teacher as --model: a vlkd model directory", path)
         return _from_teacher_layers(cfg, path, common)
     if not vlkd_dir:
         model = create_vl_model(hf_dir=path, **common)
-        return model, load_tokenizer(path), f"hf:{path}"
+        model.config["encoder_source"] = f"hf:{cfg.model if path != Path(cfg.model) else path.name}"  # a hub id
+        return model, load_tokenizer(path), f"hf:{cfg.model}"
     return _from_vlkd_dir(cfg, path, feature_dim, common)
 
 

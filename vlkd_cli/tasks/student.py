@@ -18,6 +18,7 @@ from vlkd_cli.data.task_data import TaskData
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.jsonfile import read_json
 from vlkd_cli.models.factory import create_vl_model, model_from_config
+from vlkd_cli.models.hub import HUB_HINT, local_model_dir
 from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.teacher_init import start_from_teacher
 from vlkd_cli.models.tokenizer import load_tokenizer, tokenizer_fingerprint
@@ -41,9 +42,10 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
     if getattr(cfg, "init_from_teacher", None):
         raise UsageError("--init-from-teacher builds a new student: give a preset of the teacher's width as --student",
                          cfg.student)  # fmt: skip
-    path = Path(cfg.student)
-    if not path.is_dir():
-        raise UsageError(f"--student must be a preset ({', '.join(list_presets())}) or a model directory", path)
+    path = local_model_dir(cfg.student)
+    if path is None:
+        raise UsageError(f"--student must be a preset ({', '.join(list_presets())}), a model directory or {HUB_HINT}",
+                         cfg.student)  # fmt: skip
     tokenizer = load_tokenizer(path)
     if tokenizer_fingerprint(tokenizer) != tokenizer_fingerprint(teacher_tokenizer):
         raise InputError("student and teacher tokenizers differ: token i would not mean the same in both", path)

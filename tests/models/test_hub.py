@@ -72,3 +72,18 @@ def test_an_id_neither_installed_nor_cached_is_a_usage_error(hub_cache, demo_dat
                      "--max-steps", 0, "--device", "cpu", "--out", out])  # fmt: skip
     assert_refused(result, 2, "vlkd-tests/absent", "Hugging Face model id", "VLKD_ONLINE=1")
     assert not out.exists()
+
+
+def test_distill_takes_a_hub_id_student_that_shares_the_teachers_tokenizer(hub_cache, demo_data, demo_regions,
+                                                                            tmp_path):  # fmt: skip
+    common = ["--regions", demo_regions, "--annotations", demo_data / "karpathy.json", "--split", "train",
+              "--batch-size", 4, "--device", "cpu"]  # fmt: skip
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    made = invoke(["finetune", "--task", "caption", "--model", REPO, "--features", "teacher", "--max-tag-len", 4,
+                   "--max-text-len", 16, "--max-steps", 0, *common, "--out", teacher])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    result = invoke(["distill", "--teacher", teacher, "--student", REPO, "--task", "caption", "--max-steps", 1,
+                     "--loss", "task=1", "--loss", "logit_kd=1", *common, "--out", student])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((student / "config.json").read_text())
+    assert config["initialized_from"] == REPO and config["encoder_source"] == f"hf:{REPO}"

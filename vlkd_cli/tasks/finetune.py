@@ -144,7 +144,8 @@ def build_model(cfg, regions: Regions, data: TaskData):
         return _from_teacher_layers(cfg, path, common)
     if not vlkd_dir:
         model = create_vl_model(hf_dir=path, **common)
-        model.config["encoder_source"] = f"hf:{cfg.model if path != Path(cfg.model) else path.name}"  # a hub id
+        if path != Path(cfg.model):  # a hub id: recorded as given, not as its snapshot folder's name
+            model.config["encoder_source"] = f"hf:{cfg.model}"
         return model, load_tokenizer(path), f"hf:{cfg.model}"
     return _from_vlkd_dir(cfg, path, feature_dim, common)
 

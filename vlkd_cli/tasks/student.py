@@ -58,7 +58,10 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
         model = model_from_config(config)
         model.load_state_dict(weights)
         return model, tokenizer
-    return create_vl_model(hf_dir=path, **common), tokenizer
+    student = create_vl_model(hf_dir=path, **common)
+    if path != Path(cfg.student):  # a hub id: recorded as given, not as its snapshot folder's name
+        student.config["encoder_source"] = f"hf:{cfg.student}"
+    return student, tokenizer
 
 
 def _vlkd_config(student: str | Path) -> dict[str, Any] | None:

@@ -29,6 +29,8 @@ from pathlib import Path
 from commands import vlkd_once
 from real_retrieval import prepare
 
+from vlkd_cli.demo.plan import KD_LOSSES
+
 STARTS = {"all-MiniLM-L6-v2 (pretrained)": "sentence-transformers/all-MiniLM-L6-v2",
           "minilm-l6 (random init)": "minilm-l6"}  # fmt: skip
 
@@ -50,12 +52,15 @@ def train_and_score(work: Path, start: str, seed: int, steps: int, regions: Path
                       "--regions", regions, "--annotations", annotations, "--split", "train", "--no-tags",
                       "--max-tag-len", 2, "--max-regions", 4, "--max-steps", steps, "--batch-size", 32, "--lr", "1e-4",
                       "--seed", seed, "--device", "cpu", "--overwrite", "--out", work / name)  # fmt: skip
-    out = vlkd_once(work / "eval" / name, "eval-caption", "--model", model, "--regions", regions, "--annotations",
-                    annotations, "--split", "test", "--device", "cpu", "--out", work / "eval" / name)  # fmt: skip
+    return split_cider(work, model, regions, annotations)
+
+
+def split_cider(work: Path, model: Path, regions: Path, annotations: Path) -> float:
+    """CIDEr-D of `model`'s greedy captions of the test split (evaluated once into work/eval/<model name>)."""
+    out = vlkd_once(work / "eval" / model.name, "eval-caption", "--model", model, "--regions", regions,
+                    "--annotations", annotations, "--split", "test", "--device", "cpu", "--out",
+                    work / "eval" / model.name)  # fmt: skip
     return json.loads((out / "metrics.json").read_text())["CIDEr"]
-
-
-KD_LOSSES = ["--loss", "task=1", "--loss", "attention_mse=10", "--loss", "token_nce=0.5", "--loss", "logit_kd=1"]
 
 
 def distill_and_score(work: Path, teacher: Path, kd: bool, seed: int, steps: int, regions: Path,
@@ -66,9 +71,7 @@ def distill_and_score(work: Path, teacher: Path, kd: bool, seed: int, steps: int
                       "--task", "caption", "--annotations", annotations, "--split", "train", "--no-tags",
                       "--max-steps", steps, "--batch-size", 32, "--lr", "5e-4", "--seed", seed, "--device", "cpu",
                       "--overwrite", *losses, "--out", work / name)  # fmt: skip
-    out = vlkd_once(work / "eval" / name, "eval-caption", "--model", model, "--regions", regions, "--annotations",
-                    annotations, "--split", "test", "--device", "cpu", "--out", work / "eval" / name)  # fmt: skip
-    return json.loads((out / "metrics.json").read_text())["CIDEr"]
+    return split_cider(work, model, regions, annotations)
 
 
 def row(label: str, scores: list[float]) -> str:

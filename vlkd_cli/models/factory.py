@@ -76,6 +76,7 @@ def _encoder_source(
     encoder_config: Mapping[str, Any] | None,
     tokenizer: PreTrainedTokenizerFast | None,
     overrides: Mapping[str, Any] | None,
+    hf_name: str | None = None,
 ) -> tuple[dict[str, Any], str, PreTrainedTokenizerFast]:
     """(encoder config dict, provenance string, tokenizer) from exactly one source."""
     if sum(x is not None for x in (preset, hf_dir, encoder_config)) != 1:
@@ -90,7 +91,7 @@ def _encoder_source(
         return config, f"preset:{preset}", tokenizer
     if hf_dir is not None:
         config = hf_encoder_config(hf_dir, overrides)
-        return config, f"hf:{Path(hf_dir).name}", tokenizer
+        return config, f"hf:{hf_name or Path(hf_dir).name}", tokenizer
     config = {**dict(encoder_config), **(overrides or {})}
     return config, "config", tokenizer
 
@@ -110,6 +111,7 @@ def create_vl_model(
     arch: str = "cross",
     preset: str | None = None,
     hf_dir: str | Path | None = None,
+    hf_name: str | None = None,
     encoder_config: Mapping[str, Any] | None = None,
     tokenizer: PreTrainedTokenizerFast | None = None,
     region_feature_dim: int,
@@ -131,6 +133,7 @@ def create_vl_model(
         arch: cross (single-stream VLTransformer) | dual (DualEncoder; retrieval only).
         preset: An encoder preset (`list_presets()`); random init.
         hf_dir: A local HF BERT-family directory (weights + tokenizer), e.g. all-MiniLM-L6-v2.
+        hf_name: How `hf_dir` is recorded in `encoder_source` (a hub id; default: the folder's name).
         encoder_config: An encoder config dict (e.g. another model's `config["encoder"]`); random init.
         tokenizer: The tokenizer (required with a preset or encoder config; default for hf_dir: the dir's own).
             A larger tokenizer than an HF encoder's vocabulary grows the embedding table.
@@ -152,7 +155,7 @@ def create_vl_model(
     """
     _check_task(task, arch)
     encoder, source, tokenizer = _encoder_source(
-        preset, Path(hf_dir) if hf_dir is not None else None, encoder_config, tokenizer, encoder_overrides
+        preset, Path(hf_dir) if hf_dir is not None else None, encoder_config, tokenizer, encoder_overrides, hf_name
     )
     if task == "vqa":
         num_answers = len(answers) if answers is not None else num_answers

@@ -30,6 +30,12 @@ def local_model_dir(name: str) -> Path | None:
     return Path(name) if Path(name).is_dir() else hub_model_dir(name)
 
 
+def source_name(name: str) -> str:
+    """How a `--model` / `--student` value that stands for an HF directory is recorded: a hub id as given, a
+    directory by its folder's name (a local path is never recorded)."""
+    return Path(name).name if Path(name).is_dir() else name
+
+
 def hub_model_dir(name: str) -> Path | None:
     """The local HF directory of the hub id `name` (package first, then the cache); None when neither has it."""
     if not HUB_ID.match(name):

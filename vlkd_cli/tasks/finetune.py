@@ -24,7 +24,7 @@ from vlkd_cli.data.vl_datasets import SampleList, TrainBatch, VLCollator
 from vlkd_cli.distributed import barrier, is_main
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.models.factory import create_vl_model, load_matching_weights, model_from_config
-from vlkd_cli.models.hub import HUB_HINT, local_model_dir
+from vlkd_cli.models.hub import HUB_HINT, local_model_dir, source_name
 from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.teacher_init import parse_layers, start_from_teacher
 from vlkd_cli.models.tokenizer import load_tokenizer, save_tokenizer, train_wordpiece_tokenizer
@@ -143,9 +143,7 @@ def build_model(cfg, regions: Regions, data: TaskData):
             raise UsageError("--init-from-teacher takes the teacher as --model: a vlkd model directory", path)
         return _from_teacher_layers(cfg, path, common)
     if not vlkd_dir:
-        model = create_vl_model(hf_dir=path, **common)
-        if path != Path(cfg.model):  # a hub id: recorded as given, not as its snapshot folder's name
-            model.config["encoder_source"] = f"hf:{cfg.model}"
+        model = create_vl_model(hf_dir=path, hf_name=source_name(cfg.model), **common)
         return model, load_tokenizer(path), f"hf:{cfg.model}"
     return _from_vlkd_dir(cfg, path, feature_dim, common)
 

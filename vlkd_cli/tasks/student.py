@@ -18,7 +18,7 @@ from vlkd_cli.data.task_data import TaskData
 from vlkd_cli.errors import InputError, UsageError
 from vlkd_cli.jsonfile import read_json
 from vlkd_cli.models.factory import create_vl_model, model_from_config
-from vlkd_cli.models.hub import HUB_HINT, local_model_dir
+from vlkd_cli.models.hub import HUB_HINT, local_model_dir, source_name
 from vlkd_cli.models.presets import list_presets
 from vlkd_cli.models.teacher_init import start_from_teacher
 from vlkd_cli.models.tokenizer import load_tokenizer, tokenizer_fingerprint
@@ -58,10 +58,7 @@ def build_student(cfg, teacher_config: dict, teacher_tokenizer, regions: Regions
         model = model_from_config(config)
         model.load_state_dict(weights)
         return model, tokenizer
-    student = create_vl_model(hf_dir=path, **common)
-    if path != Path(cfg.student):  # a hub id: recorded as given, not as its snapshot folder's name
-        student.config["encoder_source"] = f"hf:{cfg.student}"
-    return student, tokenizer
+    return create_vl_model(hf_dir=path, hf_name=source_name(cfg.student), **common), tokenizer
 
 
 def _vlkd_config(student: str | Path) -> dict[str, Any] | None:
